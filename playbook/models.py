@@ -1,0 +1,240 @@
+"""The playbook's schema: one pydantic model per plain-text artifact.
+
+Files on disk:
+  playbook.yaml                      -> Policy
+  scorecards/<id>.yaml               -> Scorecard (rubric lines)
+  scorecards/tests/<name>.json|yaml  -> RubricTest (labelled example transcripts)
+  scenarios/<id>.md  (front matter)  -> Scenario   (body = persona prose)
+  paths/<id>.yaml                    -> LearningPath
+  certifications/<id>.yaml           -> Certification
+
+Every model forbids unknown fields so that a typo in a file is reported, not silently ignored.
+Ids are stable slugs: lowercase letters, digits, `_` and `-`.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_\-]*$", max_length=80)]
+Verdict = Literal["pass", "fail", "na"]
+Speaker = Literal["rep", "buyer", "any"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- policy
+
+
+class AttributionPolicy(Strict):
+    window: int = Field(5, ge=1, le=100, description="How many of the rep's latest applicable calls are looked at per line.")
+    gap_misses: int = Field(3, ge=1, description="Misses within the window that open a gap.")
+    min_applicable: int = Field(3, ge=1, description="Fewer applicable calls than this is not a gap yet.")
+    close_passes: int = Field(1, ge=1, description="Passes on live calls after certification that close a gap.")
+    breakdown: list[Literal["call_type", "segment", "stage", "outcome"]] = Field(
+        default_factory=lambda: ["call_type", "segment", "stage", "outcome"]
+    )
+
+
+class LLMSettings(Strict):
+    enabled: bool = False
+    base_url: str | None = None
+    model: str = "gpt-4o-mini"
+    api_key_env: str = "COACHLOOP_LLM_API_KEY"
+    temperature: float = 0.0
+    concurrency: int = Field(4, ge=1, le=64)
+    timeout: float = Field(60.0, gt=0)
+    retries: int = Field(2, ge=0, le=10)
+    roleplay: bool = True
+
+
+class Webhook(Strict):
+    url: str
+    events: list[str] = Field(default_factory=lambda: ["gate.blocked", "gate.lifted", "certification.passed", "certification.failed"])
+    secret_env: str = "COACHLOOP_WEBHOOK_SECRET"
+
+
+class Policy(Strict):
+    """`playbook.yaml`: the team's policy for the loop."""
+
+    team: str = "Sales team"
+    version: int = 1
+    attribution: AttributionPolicy = Field(default_factory=AttributionPolicy)
+    gated_activities: list[Slug] = Field(default_factory=lambda: ["dial", "demo", "renewal_call"])
+    default_scorecards: dict[str, Slug] = Field(
+        default_factory=dict, description="call type -> scorecard id used when none is given"
+    )
+    session_expiry_hours: float = Field(72.0, gt=0, description="An idle practice session expires after this.")
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    webhooks: list[Webhook] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- scorecards
+
+
+class Trigger(Strict):
+    """Makes a conditional line applicable: the line is `na` unless the trigger fires."""
+
+    speaker: Speaker = "buyer"
+    phrases: list[str] = Field(default_factory=list, description="Words or phrases that fire the trigger.")
+    patterns: list[str] = Field(default_factory=list, description="Regular expressions that fire the trigger.")
+    description: str = ""
+
+
+class RubricLine(Strict):
+    """One behaviour the rep is judged on, described in plain text the offline engine reads."""
+
+    id: Slug
+    title: str
+    description: str = Field("", description="What pass and fail mean, in words a manager would use.")
+    methodology: list[str] = Field(default_factory=list, description="MEDDICC, BANT, SPIN, ...")
+    speaker: Speaker = "rep"
+    where: Literal["opening", "any", "closing"] = "any"
+    kind: Literal["question", "statement", "agreement"] = Field(
+        "question", description="question: the rep must ask; statement: the rep must say; agreement: both sides settle on it."
+    )
+    examples: list[str] = Field(default_factory=list, description="Things a rep says that pass this line.")
+    phrases: list[str] = Field(default_factory=list, description="Key phrases; any one counts toward a pass.")
+    patterns: list[str] = Field(default_factory=list, description="Regular expressions (case-insensitive).")
+    not_phrases: list[str] = Field(default_factory=list, description="Phrases that disqualify a turn.")
+    not_patterns: list[str] = Field(default_factory=list, description="Regular expressions that disqualify a turn.")
+    trigger: Trigger | None = None
+    weight: float = Field(1.0, ge=0)
+    coaching: str = Field("", description="What a good version sounds like, for feedback.")
+    fail_reason: str = Field("", description="Short phrase used when the line fails.")
+
+
+class Scorecard(Strict):
+    id: Slug
+    title: str
+    call_types: list[Slug] = Field(default_factory=list, description="Call types this scorecard scores.")
+    description: str = ""
+    opening_turns: int = Field(8, ge=1, description="Turns that count as the opening.")
+    closing_turns: int = Field(8, ge=1, description="Turns that count as the closing.")
+    lines: list[RubricLine] = Field(min_length=1)
+
+    def line(self, line_id: str) -> RubricLine | None:
+        return next((ln for ln in self.lines if ln.id == line_id), None)
+
+
+class LabelledVerdict(Strict):
+    verdict: Verdict
+    turn: int | None = None
+    note: str = ""
+
+
+class RubricTest(Strict):
+    """A labelled example transcript for a scorecard (scorecards/tests/*.json|yaml)."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str
+    scorecard: Slug = "discovery"
+    rep: str
+    turns: list[dict]
+    labels: dict[str, LabelledVerdict]
+
+
+# --------------------------------------------------------------------------- rollouts
+
+
+class Rollout(Strict):
+    """Whom a path or scenario targets, and by when (issue: live playbook)."""
+
+    reps: Literal["all"] | list[str] | None = None
+    teams: list[str] = Field(default_factory=list)
+    segments: list[str] = Field(default_factory=list)
+    open_gap_on: list[Slug] = Field(default_factory=list)
+    hired_after: date | None = None
+    due: date | None = None
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+class Persona(Strict):
+    name: str
+    role: str
+    company: str = ""
+    industry: str = ""
+    segment: str = ""
+
+
+class HiddenFact(Strict):
+    """Something the AI buyer reveals only when the rep asks a question that earns it."""
+
+    id: Slug
+    line: Slug | None = Field(None, description="Rubric line whose question earns this fact.")
+    reveal_when: list[str] = Field(default_factory=list, description="Extra phrases in the rep's question that earn it.")
+    say: str
+
+
+class Objection(Strict):
+    say: str
+    when: list[str] = Field(default_factory=list, description="Phrases in the rep's turn that provoke it; empty = raised unprompted once.")
+
+
+class Scenario(Strict):
+    """scenarios/<id>.md: YAML front matter + persona prose body."""
+
+    id: Slug
+    title: str
+    scorecard: Slug = "discovery"
+    targets: list[Slug] = Field(min_length=1, description="Rubric lines this practice targets.")
+    difficulty: int = Field(1, ge=1, le=5)
+    persona: Persona
+    opening: str = Field(description="The buyer's first words.")
+    facts: list[HiddenFact] = Field(default_factory=list)
+    objections: list[Objection] = Field(default_factory=list)
+    deflection: str | None = Field(None, description="What the buyer says to try to end with 'just send me pricing'.")
+    deflect_after: int = Field(3, ge=1, description="Rep turns before the buyer deflects.")
+    filler: list[str] = Field(default_factory=list, description="Neutral replies in the persona's voice.")
+    passing: str = Field("", description="What passing looks like.")
+    pass_mark: float = Field(1.0, ge=0, le=1, description="Share of target lines that must pass.")
+    source_calls: list[str] = Field(default_factory=list)
+    generated_by: str | None = Field(None, description="Set when coachloop wrote this file; people's files are never rewritten.")
+    rollout: Rollout | None = None
+    body: str = Field("", description="Persona prose (the Markdown body).")
+
+
+# --------------------------------------------------------------------------- paths and certifications
+
+
+class PathStep(Strict):
+    scenario: Slug
+    required: bool = True
+    note: str = ""
+
+
+class LearningPath(Strict):
+    id: Slug
+    title: str
+    lines: list[Slug] = Field(min_length=1, description="Rubric lines this path remediates.")
+    scorecard: Slug = "discovery"
+    steps: list[PathStep] = Field(min_length=1)
+    notes: str = ""
+    rollout: Rollout | None = None
+
+
+class Certification(Strict):
+    id: Slug
+    title: str
+    scorecard: Slug = "discovery"
+    lines: list[Slug] = Field(min_length=1)
+    scenarios: list[Slug] = Field(min_length=1)
+    pass_mark: float = Field(1.0, ge=0, le=1, description="Share of covered lines a session must pass.")
+    attempts: int = Field(3, ge=1, description="Attempts before the rep needs a manager.")
+    gates: list[Slug] = Field(min_length=1, description="Activities blocked until certified.")
+    min_kappa: float = Field(0.6, ge=-1, le=1, description="Agreement a line's rubric tests must reach for the gate to block.")
+
+
+KIND_MODELS: dict[str, type[BaseModel]] = {
+    "scorecards": Scorecard,
+    "scenarios": Scenario,
+    "paths": LearningPath,
+    "certifications": Certification,
+}
+KINDS = tuple(KIND_MODELS)

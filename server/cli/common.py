@@ -1,0 +1,81 @@
+"""Options and helpers shared by the sub-commands."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from functools import wraps
+from pathlib import Path
+from typing import Any, Callable
+
+from playbook.loader import PlaybookError
+from store.db import StoreError, default_db_path
+from tools.context import PLAYBOOK_ENV, Coach, default_playbook_dir
+from tools.transcripts.model import TranscriptError
+
+
+class CLIError(Exception):
+    """An error to print as one clear line on stderr, exit code 1 (or `code`)."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+def add_playbook(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--playbook",
+        metavar="DIR",
+        default=None,
+        help=f"playbook folder (env {PLAYBOOK_ENV}; default ./playbook)",
+    )
+
+
+def add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", metavar="PATH", default=None, help="SQLite database (env COACHLOOP_DB; default ./coachloop.db)")
+
+
+def add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON for machines instead of text for people")
+
+
+def playbook_dir(args: argparse.Namespace) -> str:
+    return getattr(args, "playbook", None) or default_playbook_dir()
+
+
+def db_path(args: argparse.Namespace) -> str:
+    return getattr(args, "db", None) or default_db_path()
+
+
+def open_coach(args: argparse.Namespace) -> Coach:
+    pdir = Path(playbook_dir(args))
+    if not pdir.is_dir():
+        raise CLIError(f"playbook folder not found: {pdir} (create one with `coachloop init {pdir}` or pass --playbook)")
+    return Coach(pdir, db_path(args))
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def err(msg: str) -> None:
+    print(f"coachloop: {msg}", file=sys.stderr)
+
+
+def command(fn: Callable[[argparse.Namespace], int | None]) -> Callable[[argparse.Namespace], int]:
+    """Wrap a sub-command: known errors become one line on stderr and exit 1, never a traceback."""
+
+    @wraps(fn)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return int(fn(args) or 0)
+        except CLIError as exc:
+            err(str(exc))
+            return exc.code
+        except (PlaybookError, StoreError, TranscriptError, FileNotFoundError, ValueError) as exc:
+            err(str(exc))
+            return 1
+
+    return run
