@@ -168,6 +168,19 @@ def _field(loc: tuple) -> str:
     return out or "(file)"
 
 
+def _message(err: dict) -> str:
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown field (check the spelling; see the schema in README)"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "string_pattern_mismatch":
+        return "must be an id: lowercase letters, digits, '_' and '-'"
+    got = err.get("input")
+    shown = repr(got) if isinstance(got, (str, int, float, bool)) or got is None else type(got).__name__
+    return f"{err['msg']} (got {shown[:60]})"
+
+
 def parse_artifact_text(kind: str, rel: str, text: str) -> tuple[BaseModel | None, list[Problem]]:
     """Parse one artifact's text into its model; on failure return every problem found."""
     model_cls = Policy if kind == "policy" else KIND_MODELS[kind]
@@ -203,7 +216,7 @@ def parse_artifact_text(kind: str, rel: str, text: str) -> tuple[BaseModel | Non
         for err in exc.errors():
             loc = tuple(err["loc"])
             line = _yaml_line(node, loc)
-            probs.append(Problem(rel, err["msg"], line=line + offset if line else None, field=_field(loc)))
+            probs.append(Problem(rel, _message(err), line=line + offset if line else None, field=_field(loc)))
         return None, probs
 
 
