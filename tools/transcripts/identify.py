@@ -1,0 +1,99 @@
+"""Which speaker of a transcript is the rep."""
+from __future__ import annotations
+
+from .model import Transcript, TranscriptError
+
+
+def _norm(s: str) -> str:
+    return " ".join(s.split()).casefold()
+
+
+def _first(s: str) -> str:
+    n = _norm(s)
+    return n.split(" ")[0] if n else ""
+
+
+def _listing(names: list[str]) -> str:
+    return ", ".join(names) if names else "(none)"
+
+
+def _match_name(wanted: str, speakers: list[str]) -> tuple[list[str], str]:
+    """Speakers matching ``wanted``: exactly, then case-insensitively, then by first name or unique
+    prefix. Returns (matches at the first tier that matched, tier name)."""
+    if wanted in speakers:
+        return [wanted], "exact"
+    w = _norm(wanted)
+    if not w:
+        return [], "none"
+    hits = [s for s in speakers if _norm(s) == w]
+    if hits:
+        return hits, "case"
+    # "Priya" -> "Priya Raman"; "Priya Raman" -> Zoom display name "Priya"; "pri" -> "Priya Raman"
+    hits = [s for s in speakers if _first(s) == _first(wanted) and (" " not in w or " " not in _norm(s))]
+    if hits:
+        return hits, "first name"
+    hits = [s for s in speakers if _norm(s).startswith(w)]
+    return hits, "prefix"
+
+
+def identify_rep(transcript: Transcript, rep: str | None, roster: list[str]) -> str:
+    """The speaker name (as it appears in ``transcript.speakers``) that is the rep.
+
+    - ``rep`` given: the speaker matching it exactly, else case-insensitively, else by first name
+      or a unique prefix ("Priya" finds "Priya Raman"); no match or several raise
+      :class:`TranscriptError` listing the speakers.
+    - no ``rep``: a ``rep`` the file itself declares (the labelled JSON files carry one), else the
+      one speaker whose name is on ``roster`` (case-insensitive), else the one speaker whose first
+      name matches a roster name's, else (Gong) the one speaker Gong marks Internal; otherwise a
+      clear error saying to pass ``--rep NAME`` or add the rep to the roster.
+
+    Callers then run ``transcript.assign_rep(name)`` to set each turn's role.
+    """
+    speakers = transcript.speakers
+    src = transcript.source
+    if not speakers:
+        raise TranscriptError(src, "cannot tell which speaker is the rep: the transcript has no speakers")
+    if rep is not None and str(rep).strip():
+        hits, tier = _match_name(str(rep), speakers)
+        if len(hits) == 1:
+            return hits[0]
+        if not hits:
+            raise TranscriptError(src, f"rep {rep!r} is not a speaker in this call: speakers are "
+                                       f"{_listing(speakers)}; pass --rep with one of these names")
+        raise TranscriptError(src, f"rep {rep!r} matches several speakers by {tier} ({_listing(hits)}); "
+                                   "pass the full name with --rep")
+
+    declared = transcript.meta.get("rep") if isinstance(transcript.meta, dict) else None
+    if isinstance(declared, str) and declared.strip():
+        hits, _ = _match_name(declared, speakers)
+        if len(hits) == 1:
+            return hits[0]
+
+    names = [r for r in (roster or []) if isinstance(r, str) and r.strip()]
+    on_roster = {_norm(r) for r in names}
+    hits = [s for s in speakers if _norm(s) in on_roster]
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise TranscriptError(src, f"cannot tell which speaker is the rep: several speakers are on the roster "
+                                   f"({_listing(hits)}); pass --rep NAME")
+    # first names: speaker "Priya" with roster "Priya Raman", or speaker "Priya R." with roster "Priya"
+    firsts: dict[str, int] = {}
+    for r in names:
+        firsts[_first(r)] = firsts.get(_first(r), 0) + 1
+    hits = [s for s in speakers if firsts.get(_first(s)) == 1]
+    if len(hits) == 1:
+        return hits[0]
+    ambiguous_first = hits
+
+    internal = [s for s in speakers if any(t.speaker == s and t.affiliation == "internal" for t in transcript.turns)]
+    if len(internal) == 1:
+        return internal[0]
+
+    why = ""
+    if ambiguous_first:
+        why = f" (first names of {_listing(ambiguous_first)} all match the roster)"
+    elif len(internal) > 1:
+        why = f" (several internal speakers: {_listing(internal)})"
+    raise TranscriptError(src, f"cannot tell which speaker is the rep: speakers are {_listing(speakers)}{why}; "
+                               "pass --rep NAME or add the rep to the roster")
