@@ -41,15 +41,19 @@ class AttributionPolicy(Strict):
 
 
 class LLMSettings(Strict):
+    """`llm:` in playbook.yaml. Every field can be overridden by a COACHLOOP_LLM_* environment
+    variable (see tools/llm.py); setting COACHLOOP_LLM_BASE_URL enables the LLM."""
+
     enabled: bool = False
     base_url: str | None = None
     model: str = "gpt-4o-mini"
     api_key_env: str = "COACHLOOP_LLM_API_KEY"
-    temperature: float = 0.0
+    temperature: float = Field(0.0, ge=0, le=2)
     concurrency: int = Field(4, ge=1, le=64)
-    timeout: float = Field(60.0, gt=0)
-    retries: int = Field(2, ge=0, le=10)
-    roleplay: bool = True
+    timeout: float = Field(60.0, gt=0, description="Seconds per request.")
+    retries: int = Field(2, ge=0, le=10, description="Retries on 429/5xx/timeouts/malformed answers.")
+    backoff: float = Field(0.5, ge=0, le=60, description="First retry delay in seconds; doubles each retry (capped at 8 s).")
+    roleplay: bool = Field(True, description="Let the model play the AI buyer when the LLM is enabled.")
 
 
 class Webhook(Strict):
