@@ -245,6 +245,145 @@ def _v1(db: sqlite_utils.Database) -> None:
         {"id": int, "kind": str, "status": str, "params": str, "cursor": str, "created_at": str, "updated_at": str},
         pk="id",
     )
+    _v1_tracking(db)
+
+
+# --------------------------------------------------------------------------- change tracking + metric summaries
+# (metrics/export area) Every table gets `updated_at` (ISO 8601 UTC with milliseconds, `...Z`),
+# kept by triggers whatever the writer does, so a warehouse can load incrementally by that
+# cursor. Two summary tables, kept by triggers on `calls` and `verdicts`, let the metrics answer
+# in well under a second on a million calls: `call_daily` and `verdict_daily`.
+
+TS_SQL = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+TS_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]Z"
+SUMMARY_TABLES = ("call_daily", "verdict_daily")
+UNTRACKED = {"meta", *SUMMARY_TABLES}
+_CALL_DAY = "substr(coalesce({t}.occurred_at, {t}.created_at, ''), 1, 10)"
+
+
+def _v1_tracking(db: sqlite_utils.Database) -> None:
+    for table in db.table_names():
+        if table in UNTRACKED or table.startswith("sqlite_"):
+            continue
+        add_tracking(db, table)
+    db["events"].create_index(["at"], if_not_exists=True)
+    db["calls"].create_index(["occurred_at"], if_not_exists=True)
+    db["calls"].create_index(["deal_id"], if_not_exists=True)
+    db["gaps"].create_index(["opened_at"], if_not_exists=True)
+    db["gaps"].create_index(["closed_at"], if_not_exists=True)
+    db["certifications"].create_index(["gap_id"], if_not_exists=True)
+    db["certifications"].create_index(["created_at"], if_not_exists=True)
+    db["practice_sessions"].create_index(["assignment_id"], if_not_exists=True)
+    db["practice_sessions"].create_index(["started_at"], if_not_exists=True)
+    db["assignments"].create_index(["gap_id"], if_not_exists=True)
+    db["deal_stages"].create_index(["deal_id", "at"], if_not_exists=True)
+    db["deals"].create_index(["closed_at"], if_not_exists=True)
+    db["gates"].create_index(["status"], if_not_exists=True)
+    db.execute(
+        "create table if not exists call_daily (day text not null, rep_id text not null, scorecard_id text not null,"
+        " live integer not null, calls integer not null default 0, scored integer not null default 0,"
+        " primary key (day, rep_id, scorecard_id, live))"
+    )
+    db.execute("create index if not exists idx_call_daily_rep on call_daily (rep_id, day)")
+    db.execute(
+        "create table if not exists verdict_daily (day text not null, rep_id text not null, scorecard_id text not null,"
+        " line_id text not null, live integer not null, passes integer not null default 0,"
+        " fails integer not null default 0, nas integer not null default 0,"
+        " primary key (day, rep_id, scorecard_id, line_id, live))"
+    )
+    db.execute("create index if not exists idx_verdict_daily_rep on verdict_daily (rep_id, line_id, day)")
+    for sql in _summary_triggers():
+        db.execute(sql)
+
+
+def add_tracking(db: sqlite_utils.Database, table: str) -> None:
+    """Give `table` an `updated_at` column kept current by triggers (idempotent)."""
+    cols = {c.name for c in db[table].columns}
+    if "updated_at" not in cols:
+        db.execute(f"alter table [{table}] add column updated_at text")
+    db.execute(f"create index if not exists [idx_{table}_updated_at] on [{table}] (updated_at)")
+    db.execute(
+        f"create trigger if not exists [{table}_touch_ins] after insert on [{table}]"
+        f" when new.updated_at is null or new.updated_at not glob '{TS_GLOB}'"
+        f" begin update [{table}] set updated_at = {TS_SQL} where rowid = new.rowid; end"
+    )
+    db.execute(
+        f"create trigger if not exists [{table}_touch_upd] after update on [{table}]"
+        f" when (new.updated_at is old.updated_at or new.updated_at is null or new.updated_at not glob '{TS_GLOB}')"
+        f" and new.updated_at is not {TS_SQL}"  # sqlite-utils turns recursive triggers on: stop at 'now'"
+        f" begin update [{table}] set updated_at = {TS_SQL} where rowid = new.rowid; end"
+    )
+
+
+def _summary_triggers() -> list[str]:
+    new_day, old_day = _CALL_DAY.format(t="new"), _CALL_DAY.format(t="old")
+    c_day = _CALL_DAY.format(t="c")
+
+    def call_add(t: str, sign: str) -> str:
+        day = new_day if t == "new" else old_day
+        return (
+            f"insert into call_daily (day, rep_id, scorecard_id, live, calls, scored) values ({day},"
+            f" coalesce({t}.rep_id, ''), coalesce({t}.scorecard_id, ''), coalesce({t}.live, 1), {sign}1,"
+            f" {sign}({t}.scored_at is not null)) on conflict do update set calls = calls + excluded.calls,"
+            f" scored = scored + excluded.scored;"
+        )
+
+    def verdict_add(t: str, sign: str) -> str:
+        return (
+            f"insert into verdict_daily (day, rep_id, scorecard_id, line_id, live, passes, fails, nas)"
+            f" select {c_day}, coalesce(c.rep_id, ''), coalesce(c.scorecard_id, ''), {t}.line_id, coalesce(c.live, 1),"
+            f" {sign}({t}.verdict = 'pass'), {sign}({t}.verdict = 'fail'), {sign}({t}.verdict = 'na')"
+            f" from calls c where c.id = {t}.call_id"
+            f" on conflict do update set passes = passes + excluded.passes, fails = fails + excluded.fails,"
+            f" nas = nas + excluded.nas;"
+        )
+
+    def call_verdicts(t: str, sign: str) -> str:
+        day = new_day if t == "new" else old_day
+        return (
+            f"insert into verdict_daily (day, rep_id, scorecard_id, line_id, live, passes, fails, nas)"
+            f" select {day}, coalesce({t}.rep_id, ''), coalesce({t}.scorecard_id, ''), v.line_id, coalesce({t}.live, 1),"
+            f" {sign}sum(v.verdict = 'pass'), {sign}sum(v.verdict = 'fail'), {sign}sum(v.verdict = 'na')"
+            f" from verdicts v where v.call_id = {t}.id group by v.line_id"
+            f" on conflict do update set passes = passes + excluded.passes, fails = fails + excluded.fails,"
+            f" nas = nas + excluded.nas;"
+        )
+
+    moved = (
+        "old.rep_id is not new.rep_id or old.scorecard_id is not new.scorecard_id or old.live is not new.live"
+        f" or {old_day} is not {new_day}"
+    )
+    return [
+        f"create trigger if not exists calls_daily_ins after insert on calls begin {call_add('new', '+')} end",
+        f"create trigger if not exists calls_daily_del after delete on calls begin {call_add('old', '-')} end",
+        "create trigger if not exists calls_daily_upd after update of rep_id, scorecard_id, live, occurred_at,"
+        f" created_at, scored_at on calls when {moved} or (old.scored_at is null) is not (new.scored_at is null)"
+        f" begin {call_add('old', '-')} {call_add('new', '+')} end",
+        "create trigger if not exists calls_verdicts_move after update of rep_id, scorecard_id, live, occurred_at,"
+        f" created_at on calls when {moved} begin {call_verdicts('old', '-')} {call_verdicts('new', '+')} end",
+        f"create trigger if not exists verdicts_daily_ins after insert on verdicts begin {verdict_add('new', '+')} end",
+        f"create trigger if not exists verdicts_daily_del after delete on verdicts begin {verdict_add('old', '-')} end",
+        "create trigger if not exists verdicts_daily_upd after update of verdict, call_id, line_id on verdicts"
+        " when old.verdict is not new.verdict or old.call_id is not new.call_id or old.line_id is not new.line_id"
+        f" begin {verdict_add('old', '-')} {verdict_add('new', '+')} end",
+    ]
+
+
+def rebuild_summaries(db: sqlite_utils.Database) -> None:
+    """Recompute `call_daily` and `verdict_daily` from `calls` and `verdicts` (repair or bulk load)."""
+    db.execute("delete from call_daily")
+    db.execute("delete from verdict_daily")
+    db.execute(
+        f"insert into call_daily (day, rep_id, scorecard_id, live, calls, scored) select {_CALL_DAY.format(t='calls')},"
+        " coalesce(rep_id, ''), coalesce(scorecard_id, ''), coalesce(live, 1), count(*), sum(scored_at is not null)"
+        " from calls group by 1, 2, 3, 4"
+    )
+    db.execute(
+        f"insert into verdict_daily (day, rep_id, scorecard_id, line_id, live, passes, fails, nas) select {_CALL_DAY.format(t='c')},"
+        " coalesce(c.rep_id, ''), coalesce(c.scorecard_id, ''), v.line_id, coalesce(c.live, 1), sum(v.verdict = 'pass'),"
+        " sum(v.verdict = 'fail'), sum(v.verdict = 'na') from verdicts v join calls c on c.id = v.call_id"
+        " group by 1, 2, 3, 4, 5"
+    )
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
