@@ -437,10 +437,14 @@ def _read_cues(text: str, source: str, fmt: str) -> tuple[list[Turn], dict]:
         elif len(block) > 1 and "-->" in block[1]:
             t_line, t_no, payload = block[1], lineno + 1, block[2:]
         else:
-            what = f"after cue id {_snip(head)}" if len(block) == 1 else f"found {_snip(block[1] if fmt == 'srt' and head.isdigit() else head)}"
             example = "00:00:01.000 --> 00:00:04.000" if fmt == "vtt" else "00:00:01,000 --> 00:00:04,000"
-            raise _err(source, lineno + (1 if len(block) > 1 and head.isdigit() else 0),
-                       f"expected a cue timing '{example}' {what}")
+            if _looks_like_cue_id(head) and len(block) > 1:
+                raise _err(source, lineno + 1, f"cue {head} has no timing line: expected '{example}' after the "
+                                               f"cue id, found {_snip(block[1])}")
+            if _looks_like_cue_id(head):
+                raise _err(source, lineno, f"cue {head} has no timing line: expected '{example}' after the cue id")
+            raise _err(source, lineno, f"expected a cue (an optional id, then a timing '{example}', then the "
+                                       f"words), found {_snip(head)}")
         a, b = _parse_timing(t_line, t_no, source, fmt)
         for spk, txt in _cue_segments("\n".join(payload)):
             if spk is not None:
@@ -467,6 +471,10 @@ def _read_cues(text: str, source: str, fmt: str) -> tuple[list[Turn], dict]:
     if fmt == "vtt":
         meta["variant"] = "teams" if voiced else "zoom"
     return segs, meta
+
+
+def _looks_like_cue_id(s: str) -> bool:
+    return bool(s) and " " not in s and not s.startswith("<") and len(s) <= 80
 
 
 def _read_vtt(text: str, source: str) -> tuple[list[Turn], dict]:
