@@ -9,7 +9,8 @@ import sys
 
 COMMAND_MODULES = [
     "server.cli.playbook_cmds",  # init, validate, test, diff
-    "server.cli.score_cmds",  # score, ingest, rescore, override
+    "server.cli.score_cmds",  # score, ingest, rescore, override, calls, call
+    "server.cli.rep_cmds",  # rep add/list/show, deal record/show
     "server.cli.loop_cmds",  # attribute, scenario, assign, practice, certify, gate, lift
     "server.cli.data_cmds",  # rep, deal, import, export, metrics, report
     "server.cli.serve_cmds",  # serve
