@@ -1,0 +1,83 @@
+"""The coachloop MCP server: `build_server(coach)` returns an `MCPServer` with every tool,
+resource and prompt, serving both protocol eras of the SDK (2025 initialize-handshake sessions
+and the 2026-07-28 stateless per-request envelope) over stdio, streamable HTTP or in memory.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import Any
+
+from mcp.server.lowlevel import NotificationOptions
+from mcp.server.mcpserver import MCPServer
+
+from tools.context import Coach
+
+from .hub import ChangeHub
+
+log = logging.getLogger("coachloop.mcp")
+
+INSTRUCTIONS = """coachloop runs a closed sales-coaching loop on a plain-text playbook.
+Typical flow: upsert_rep (once per rep) -> score (a call transcript; returns every rubric line's
+verdict with the evidence quote, and what the loop did next: gaps opened, practice assigned,
+gates set) -> attribute (a rep's open gaps, stated with numbers and calls) -> generate_scenario /
+assign_path (practice from the calls where it went wrong) -> roleplay_start / roleplay_reply /
+roleplay_end (practice against an AI buyer) -> certify -> gate_check (may the rep do the activity?).
+The playbook (scorecards, scenarios, learning paths, certifications) is readable and writable with
+playbook_list / playbook_read / playbook_write, and as playbook:// resources. Rep profiles, calls
+and team metrics are coachloop:// resources; `metrics` reports the team's numbers.
+Lists are paginated: pass next_cursor back as cursor."""
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("coachloop")
+    except Exception:
+        return "0.0.0"
+
+
+def build_server(coach: Coach, *, name: str = "coachloop") -> MCPServer:
+    """Build the MCP server around a Coach (store + live playbook)."""
+    hub_ref: dict[str, ChangeHub] = {}
+
+    @asynccontextmanager
+    async def lifespan(server: MCPServer):
+        hub_ref["hub"].remember_loop()
+        yield {"coach": coach}
+
+    mcp = MCPServer(
+        name,
+        title="coachloop",
+        description="A closed sales-coaching loop: score calls, attribute gaps, remediate with AI-buyer roleplay, gate and verify.",
+        instructions=INSTRUCTIONS,
+        version=_version(),
+        lifespan=lifespan,
+        log_level="WARNING",
+    )
+    hub = ChangeHub(mcp)
+    hub_ref["hub"] = hub
+    hub.install()
+    coach.listeners.append(hub.on_reload)
+
+    # 2025-era sessions learn from the initialize result whether list_changed is sent: say so.
+    ll = mcp._lowlevel_server
+    original = ll.create_initialization_options
+
+    def init_options(notification_options: NotificationOptions | None = None, *args: Any, **kwargs: Any):
+        return original(notification_options or NotificationOptions(resources_changed=True), *args, **kwargs)
+
+    ll.create_initialization_options = init_options  # type: ignore[method-assign]
+
+    from . import data_tools, loop_tools, playbook_tools, prompts, resources
+
+    playbook_tools.register(mcp, coach)
+    data_tools.register(mcp, coach)
+    loop_tools.register(mcp, coach)
+    resources.register(mcp, coach)
+    prompts.register(mcp, coach)
+
+    mcp.coachloop_hub = hub  # type: ignore[attr-defined]
+    mcp.coachloop_coach = coach  # type: ignore[attr-defined]
+    return mcp
