@@ -1,0 +1,334 @@
+"""Ingest: score every transcript in files, folders and globs, or dropped into an inbox folder.
+
+    expand_paths(["calls/", "exports/*.vtt", "one.json"]) -> (files, problems)
+    ingest_paths(coach, paths, rep=..., call_type=..., progress=cb) -> summary
+    watch_inbox(coach, inbox, stop_event=ev)                        -> summary when stopped
+
+A bad file never stops a batch: its error (file, line, message) is reported and the rest go on.
+Each file is recorded in `ingested_files` by the hash of its bytes with its status (`scored`,
+`duplicate` or `failed` + the error), which is how the inbox scores every file exactly once
+across restarts.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from playbook.loader import PlaybookError
+from store.db import StoreError, now_iso
+from tools.calls import score_call
+from tools.transcripts import MAX_BYTES, TranscriptError, read_transcript
+from tools.transcripts.readers import _decode  # the readers' own byte decoding (UTF-8 / UTF-16 BOM)
+
+log = logging.getLogger("coachloop")
+
+TRANSCRIPT_SUFFIXES = {".txt", ".text", ".vtt", ".srt", ".json", ".md"}
+META_KEYS = ("rep", "call_type", "scorecard_id", "segment", "deal_id", "stage", "occurred_at", "fmt", "live", "engine")
+# the errors a bad file can raise; anything else is a bug and is reported with its type
+FILE_ERRORS = (TranscriptError, StoreError, PlaybookError, ValueError, OSError, UnicodeDecodeError)
+
+
+@dataclass
+class IngestSummary:
+    files: int = 0
+    scored: int = 0
+    duplicates: int = 0
+    skipped: int = 0  # already ingested (inbox: the same bytes seen before)
+    failed: list[dict] = field(default_factory=list)  # [{file, line, message}]
+    results: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def as_dict(self) -> dict:
+        return {"files": self.files, "scored": self.scored, "duplicates": self.duplicates, "skipped": self.skipped,
+                "failed": self.failed, "calls": [r["call"] for r in self.results]}
+
+
+def _is_glob(s: str) -> bool:
+    return any(ch in s for ch in "*?[")
+
+
+def _candidates(folder: Path) -> list[Path]:
+    out = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for n in sorted(names):
+            p = Path(root) / n
+            if not n.startswith(".") and p.suffix.lower() in TRANSCRIPT_SUFFIXES:
+                out.append(p)
+    return out
+
+
+def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[dict]]:
+    """Files named, the transcript files inside folders (recursively: .txt .vtt .srt .json .md),
+    and glob matches (`**` recurses). Returns (files in order, without repeats; problems for names
+    that match nothing)."""
+    files: list[Path] = []
+    seen: set[str] = set()
+    problems: list[dict] = []
+
+    def add(p: Path) -> None:
+        key = os.path.realpath(p)
+        if key not in seen:
+            seen.add(key)
+            files.append(p)
+
+    for raw in paths:
+        s = str(raw)
+        p = Path(s).expanduser()
+        if p.is_dir():
+            found = _candidates(p)
+            if not found:
+                problems.append({"file": s, "line": None, "message": f"folder holds no transcript files ({', '.join(sorted(TRANSCRIPT_SUFFIXES))})"})
+            for f in found:
+                add(f)
+        elif p.is_file():
+            add(p)
+        elif _is_glob(s):
+            matches = sorted(glob.glob(os.path.expanduser(s), recursive=True))
+            hits = []
+            for m in matches:
+                mp = Path(m)
+                if mp.is_dir():
+                    hits.extend(_candidates(mp))
+                elif mp.is_file():
+                    hits.append(mp)
+            if not hits:
+                problems.append({"file": s, "line": None, "message": "no file matches this pattern"})
+            for f in hits:
+                add(f)
+        else:
+            problems.append({"file": s, "line": None, "message": "no such file or folder"})
+    return files, problems
+
+
+def file_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _error_entry(path: str, exc: BaseException) -> dict:
+    if isinstance(exc, TranscriptError):
+        return {"file": path, "line": exc.line, "message": exc.detail}
+    msg = str(exc) if isinstance(exc, FILE_ERRORS) else f"{type(exc).__name__}: {exc}"
+    return {"file": path, "line": None, "message": msg}
+
+
+def _record(coach, path: str, digest: str, status: str, call_id: int | None, error: str | None) -> None:
+    with coach.store.transaction() as db:
+        db.execute(
+            "insert into ingested_files (path, content_hash, call_id, status, error, at) values (?, ?, ?, ?, ?, ?)"
+            " on conflict(content_hash) do update set path = excluded.path, call_id = excluded.call_id,"
+            " status = excluded.status, error = excluded.error, at = excluded.at",
+            [path, digest, call_id, status, error, now_iso()],
+        )
+
+
+def ingest_file(coach, path: str | Path, *, data: bytes | None = None, **meta: Any) -> dict:
+    """Read, score and store one transcript file; record it in `ingested_files`.
+    Returns the `score_call` result. Raises the file's error (after recording it)."""
+    spath = str(path)
+    if data is None:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise TranscriptError(spath, f"cannot read: {exc.strerror or exc}") from None
+    digest = file_hash(data)
+    try:
+        fmt = meta.pop("fmt", None)
+        transcript = _read_bytes(data, spath, fmt)
+        result = score_call(coach, transcript, source_name=spath, **meta)
+    except FILE_ERRORS as exc:
+        entry = _error_entry(spath, exc)
+        _record(coach, spath, digest, "failed", None, (f"line {entry['line']}: " if entry["line"] else "") + entry["message"])
+        raise
+    _record(coach, spath, digest, "duplicate" if result["duplicate"] else "scored", result["call"], None)
+    return result
+
+
+def _read_bytes(data: bytes, source: str, fmt: str | None):
+    """What read_path does, on bytes already in hand (the inbox hashes exactly what it parses)."""
+    if len(data) > MAX_BYTES:
+        raise TranscriptError(source, f"file is {len(data) / 1048576:.1f} MB, over the {MAX_BYTES // 1048576} MB "
+                                      "limit for one transcript; split it into one file per call")
+    return read_transcript(_decode(data, source), source=source, fmt=fmt)
+
+
+def ingest_paths(
+    coach,
+    paths: Iterable[str | Path],
+    *,
+    progress: Callable[[int, int, str], None] | None = None,
+    on_result: Callable[[dict], None] | None = None,
+    on_error: Callable[[dict], None] | None = None,
+    chunk: int = 100,
+    **meta: Any,
+) -> IngestSummary:
+    """Score every transcript in `paths` (files, folders, globs) with the same call metadata
+    (`rep`, `call_type`, `scorecard_id`, `segment`, `deal_id`, `stage`, `occurred_at`, `fmt`,
+    `live`, `engine`). Writes are grouped in one transaction per `chunk` files (each call in its
+    own savepoint, so a failing call leaves nothing behind and the rest of the chunk commits).
+    `progress(done, total, file)` after each file; `on_result(result)` / `on_error({file, line,
+    message})` as they happen."""
+    bad = [k for k in meta if k not in META_KEYS]
+    if bad:
+        raise TypeError(f"unknown call metadata: {', '.join(bad)} (known: {', '.join(META_KEYS)})")
+    files, problems = expand_paths(paths)
+    summary = IngestSummary(files=len(files))
+    for prob in problems:
+        summary.failed.append(prob)
+        if on_error:
+            on_error(prob)
+    total = len(files)
+    store = coach.store
+    for start in range(0, total, max(1, chunk)):
+        with store.transaction():
+            for i, f in enumerate(files[start:start + chunk], start=start + 1):
+                try:
+                    result = ingest_file(coach, f, **meta)
+                except FILE_ERRORS as exc:
+                    entry = _error_entry(str(f), exc)
+                    summary.failed.append(entry)
+                    if on_error:
+                        on_error(entry)
+                else:
+                    summary.results.append(result)
+                    if result["duplicate"]:
+                        summary.duplicates += 1
+                    else:
+                        summary.scored += 1
+                    if on_result:
+                        on_result(result)
+                if progress:
+                    progress(i, total, str(f))
+    return summary
+
+
+# --------------------------------------------------------------------------- the inbox
+
+
+def _sig(p: Path) -> tuple[int, int] | None:
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def watch_inbox(
+    coach,
+    inbox: str | Path,
+    *,
+    stop_event: threading.Event | None = None,
+    settle: float = 1.0,
+    on_result: Callable[[dict], None] | None = None,
+    on_error: Callable[[dict], None] | None = None,
+    on_batch: Callable[[], None] | None = None,
+    force_polling: bool | None = None,
+    **meta: Any,
+) -> IngestSummary:
+    """Score every transcript dropped into `inbox` (created if missing), exactly once, until
+    `stop_event` is set (or Ctrl-C). Files already in the inbox are scored at start unless their
+    bytes were ingested before (by any run: `ingested_files`). A file is read once its size and
+    time have not changed for `settle` seconds, so a half-written file waits until it is
+    complete. A file that fails is recorded with its error and retried only when its content
+    changes (or on the next start). `on_batch()` runs after each group of files (the CLI lets the
+    loop react there)."""
+    import watchfiles
+
+    bad = [k for k in meta if k not in META_KEYS]
+    if bad:
+        raise TypeError(f"unknown call metadata: {', '.join(bad)} (known: {', '.join(META_KEYS)})")
+    root = Path(inbox).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    summary = IngestSummary()
+    pending: dict[Path, tuple[tuple[int, int] | None, float]] = {}  # path -> (signature, time it was last seen changing)
+    failed_now: set[str] = set()  # content hashes that failed in this run
+
+    def want(p: Path) -> bool:
+        return p.suffix.lower() in TRANSCRIPT_SUFFIXES and not p.name.startswith(".") and not p.name.endswith(".tmp")
+
+    def note(p: Path) -> None:
+        if want(p):
+            pending[p] = (_sig(p), time.monotonic())
+
+    def done_before(digest: str) -> bool:
+        row = coach.store.one("select status from ingested_files where content_hash = ?", [digest])
+        return row is not None and row["status"] in ("scored", "duplicate")
+
+    def process_ready() -> None:
+        now = time.monotonic()
+        worked = False
+        for p, (sig, seen) in list(pending.items()):
+            cur = _sig(p)
+            if cur is None:  # removed before it was read
+                pending.pop(p, None)
+                continue
+            if cur != sig:  # still being written
+                pending[p] = (cur, now)
+                continue
+            if now - seen < settle:
+                continue
+            pending.pop(p, None)
+            try:
+                data = p.read_bytes()
+            except OSError as exc:
+                log.warning("inbox: cannot read %s: %s", p, exc)
+                continue
+            if _sig(p) != cur:  # changed while reading: wait for it to settle again
+                pending[p] = (_sig(p), time.monotonic())
+                continue
+            digest = file_hash(data)
+            if done_before(digest) or digest in failed_now:
+                summary.skipped += 1
+                continue
+            summary.files += 1
+            worked = True
+            try:
+                result = ingest_file(coach, p, data=data, **dict(meta))
+            except FILE_ERRORS as exc:
+                entry = _error_entry(str(p), exc)
+                failed_now.add(digest)
+                summary.failed.append(entry)
+                log.warning("inbox: %s%s: %s", p, f":{entry['line']}" if entry["line"] else "", entry["message"])
+                if on_error:
+                    on_error(entry)
+                continue
+            summary.results.append(result)
+            if result["duplicate"]:
+                summary.duplicates += 1
+            else:
+                summary.scored += 1
+            if on_result:
+                on_result(result)
+        if worked and on_batch:
+            try:
+                on_batch()
+            except Exception:  # the loop reacting must not stop the inbox
+                log.exception("inbox: after-batch hook failed")
+
+    for f in _candidates(root):
+        pending[f] = (_sig(f), time.monotonic() - settle)  # already there: ready once stable
+    process_ready()
+    tick = max(50, int(min(settle, 1.0) * 1000 / 2))
+    try:
+        for changes in watchfiles.watch(root, stop_event=stop_event, rust_timeout=tick, yield_on_timeout=True,
+                                        debounce=tick, step=min(50, tick), force_polling=force_polling,
+                                        raise_interrupt=False):
+            for change, raw in changes:
+                if change != watchfiles.Change.deleted:
+                    note(Path(raw))
+            process_ready()
+            if stop_event is not None and stop_event.is_set():
+                break
+    except KeyboardInterrupt:  # pragma: no cover - interactive stop
+        pass
+    return summary
