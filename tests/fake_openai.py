@@ -167,11 +167,14 @@ class FakeOpenAI:
             return
         req = {"path": h.path, "headers": {k.lower(): v for k, v in h.headers.items()}, "body": body,
                "t": time.monotonic()}
+        rf = body.get("response_format") or {}
+        rejected = self.reject_response_format and rf.get("type") == "json_schema"
         with self._lock:
             self.requests.append(req)
             self.active += 1
             self.max_active = max(self.max_active, self.active)
-            spec = self._script.popleft() if self._script else {"kind": self.default}
+            # a rejected request does not consume the script: the client's fallback request gets it
+            spec = {"kind": "reject"} if rejected else (self._script.popleft() if self._script else {"kind": self.default})
         try:
             if h.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
                 h._send(404, {"error": {"message": f"unknown path {h.path}"}})
@@ -184,8 +187,7 @@ class FakeOpenAI:
                 if self._stopping.wait(spec["seconds"]):
                     return
                 spec = spec.get("then") or {"kind": self.default}
-            rf = body.get("response_format") or {}
-            if self.reject_response_format and rf.get("type") == "json_schema":
+            if spec.get("kind") == "reject":
                 h._send(400, {"error": {"message": "response_format json_schema is not supported by this server",
                                         "type": "invalid_request_error", "param": "response_format"}})
                 return
