@@ -113,3 +113,11 @@ def test_assign_rep_sets_roles_on_all_formats():
         t.assign_rep(rep)
         assert {x.role for x in t.turns} <= {"rep", "buyer"}
         assert any(x.role == "rep" for x in t.turns)
+
+
+def test_display_name_variants_last_first_and_company_suffix():
+    text = ("WEBVTT\n\n00:01.000 --> 00:02.000\n<v Raman, Priya (Ledgerline)>Hi Marcus.</v>\n\n"
+            "00:02.000 --> 00:03.000\n<v Marcus Webb>Hi.</v>\n")
+    t = read_transcript(text, source="teams.vtt")
+    assert identify_rep(t, "Priya Raman", []) == "Raman, Priya (Ledgerline)"
+    assert identify_rep(t, None, ["Jordan Pike", "priya raman"]) == "Raman, Priya (Ledgerline)"

@@ -235,6 +235,24 @@ def test_text_timestamp_prefix_forms():
         ("Priya", 5.0), ("Marcus", 7.0), ("Priya", 3723.5), ("Marcus", 600.0)]
 
 
+def test_text_unstamped_label_in_a_stamped_file_is_words():
+    text = ("[00:00:01] Priya: hi\n[00:00:03] Marcus: hello\n[00:00:05] Priya: so, what budget do you have?\n"
+            "Budget: about fifty thousand, approved.\n[00:00:09] Marcus: yes\nPriya: A name already heard still counts.\n"
+            "[00:00:15] Dana Whitfield: hi all\n")
+    t = read_transcript(text)
+    assert [x.speaker for x in t.turns] == ["Priya", "Marcus", "Priya", "Marcus", "Priya", "Dana Whitfield"]
+    assert t.turns[2].text == "so, what budget do you have? Budget: about fifty thousand, approved."
+    assert t.turns[4].start is None and t.turns[5].start == 15.0
+
+
+def test_text_rev_style_name_then_timestamp():
+    text = "Speaker 1 (00:00):\nHello there, welcome.\n\nSpeaker 2 (00:04):\nThanks.\nSpeaker 1 [01:02]: Next.\n"
+    t = read_transcript(text)
+    assert t.format == "text"
+    assert [(x.speaker, x.text, x.start) for x in t.turns] == [
+        ("Speaker 1", "Hello there, welcome.", 0.0), ("Speaker 2", "Thanks.", 4.0), ("Speaker 1", "Next.", 62.0)]
+
+
 def test_text_lowercase_labels_recurring_are_speakers():
     t = read_transcript("rep: hi there\ncustomer: hello\nrep: so, budget: do you have one\ncustomer: yes\n")
     assert [x.speaker for x in t.turns] == ["rep", "customer", "rep", "customer"]
@@ -294,8 +312,8 @@ def test_forced_format_mismatch_is_an_error():
 BROKEN_CASES = {
     "gong_truncated.json": (233, "invalid JSON"),
     "fireflies_truncated.json": (288, "invalid JSON: Unterminated string"),
-    "gong_unknown_speaker.json": (None, "gong JSON: callTranscripts[0].transcript[3].speakerId 999 not in parties"),
-    "turns_missing_speaker.json": (None, "turns JSON: turns[5].speaker must be a non-empty string"),
+    "gong_unknown_speaker.json": (56, "gong JSON: callTranscripts[0].transcript[3].speakerId 999 not in parties"),
+    "turns_missing_speaker.json": (36, "turns JSON: turns[5].speaker must be a non-empty string"),
     "vtt_bad_timestamp.vtt": (20, "bad timestamp '00:00:7x.080' in cue timing: expected hh:mm:ss.mmm"),
     "vtt_cue_without_timing.vtt": (31, "has no timing line: expected '00:00:01.000 --> 00:00:04.000'"),
     "srt_bad_timestamp.srt": (38, "bad timestamp '00:75:01,000' in cue timing"),
@@ -367,6 +385,17 @@ def test_json_structure_errors(doc, fragment):
         read_transcript(json.dumps(doc), source="call.json")
     assert fragment in str(e.value)
     assert str(e.value).startswith("call.json")
+
+
+def test_json_errors_carry_the_line_of_the_bad_value():
+    doc = '{"turns": [\n  {"speaker": "A", "text": "x"},\n  {"speaker": "B",\n   "text": ["y"]}\n]}'
+    with pytest.raises(TranscriptError) as e:
+        read_transcript(doc, source="c.json")
+    assert e.value.line == 4 and str(e.value).startswith("c.json:4: turns JSON: turns[1].text must be a string")
+    bare = '[{"speaker_name": "A", "text": "x"},\n{"speaker_name": "A", "text": "y", "start_time": "late"}]'
+    with pytest.raises(TranscriptError) as e:
+        read_transcript(bare, source="f.json")
+    assert e.value.line == 2 and "sentences[1].start_time must be a number" in str(e.value)
 
 
 def test_huge_file_refused_without_reading(tmp_path):

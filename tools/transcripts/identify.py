@@ -1,6 +1,8 @@
 """Which speaker of a transcript is the rep."""
 from __future__ import annotations
 
+import re
+
 from .model import Transcript, TranscriptError
 
 
@@ -11,6 +13,12 @@ def _norm(s: str) -> str:
 def _first(s: str) -> str:
     n = _norm(s)
     return n.split(" ")[0] if n else ""
+
+
+def _tokens(s: str) -> frozenset[str]:
+    """Name words, order-free, without parentheticals: "Raman, Priya (Ledgerline)" == "Priya Raman"."""
+    s = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", s)
+    return frozenset(w for w in re.findall(r"[^\W_]+(?:['’\-][^\W_]+)*", s.casefold()))
 
 
 def _listing(names: list[str]) -> str:
@@ -28,6 +36,11 @@ def _match_name(wanted: str, speakers: list[str]) -> tuple[list[str], str]:
     hits = [s for s in speakers if _norm(s) == w]
     if hits:
         return hits, "case"
+    # "Priya Raman" -> Teams' "Raman, Priya" or Zoom's "Priya Raman (Ledgerline)"
+    wt = _tokens(wanted)
+    hits = [s for s in speakers if wt and _tokens(s) == wt]
+    if hits:
+        return hits, "name words"
     # "Priya" -> "Priya Raman"; "Priya Raman" -> Zoom display name "Priya"; "pri" -> "Priya Raman"
     hits = [s for s in speakers if _first(s) == _first(wanted) and (" " not in w or " " not in _norm(s))]
     if hits:
@@ -72,6 +85,9 @@ def identify_rep(transcript: Transcript, rep: str | None, roster: list[str]) -> 
     names = [r for r in (roster or []) if isinstance(r, str) and r.strip()]
     on_roster = {_norm(r) for r in names}
     hits = [s for s in speakers if _norm(s) in on_roster]
+    if not hits:
+        roster_tokens = {_tokens(r) for r in names} - {frozenset()}
+        hits = [s for s in speakers if _tokens(s) in roster_tokens]
     if len(hits) == 1:
         return hits[0]
     if len(hits) > 1:

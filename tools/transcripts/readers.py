@@ -93,7 +93,14 @@ def read_transcript(text: str, source: str = "<text>", fmt: str | None = None) -
     if wanted in JSON_FORMATS:
         if parsed_json is _NOT_JSON:
             parsed_json = _load_json(text, source)
-        segments, meta = _JSON_READERS[wanted](parsed_json, source)
+        try:
+            segments, meta = _JSON_READERS[wanted](parsed_json, source)
+        except TranscriptError as e:
+            path = getattr(e, "json_path", None)
+            line = _json_line(text, path) if path and e.line is None else None
+            if line is None:
+                raise
+            raise TranscriptError(source, e.detail, line) from None
     else:
         segments, meta = _TEXT_READERS[wanted](text, source)
     turns = merge_segments(segments)
@@ -256,8 +263,61 @@ class _NamePolicy:
         return stamped or first or _capitalised(name) or self.counts.get(name.lower(), 0) >= 2
 
 
+_JSON_PATH = re.compile(r"^\w+ JSON: ((?:[A-Za-z_]\w*)(?:\[\d+\]|\.[A-Za-z_]\w*)*)")
+
+
 def _err(source: str, line: int | None, msg: str) -> TranscriptError:
-    return TranscriptError(source, msg, line)
+    e = TranscriptError(source, msg, line)
+    m = _JSON_PATH.match(msg) if line is None else None
+    e.json_path = m.group(1) if m else None  # type: ignore[attr-defined]  # read_transcript adds its line
+    return e
+
+
+def _json_line(text: str, path: str) -> int | None:
+    """The line where the value at ``path`` ("turns[5].speaker") starts in JSON ``text``; when a
+    key is missing, the line of the deepest enclosing value found. Only run on the error path."""
+    dec = json.JSONDecoder()
+    ws = re.compile(r"\s*")
+    pos = ws.match(text, 0).end()
+    found = None
+    try:
+        for depth, (key, idx) in enumerate(re.findall(r"\.?([A-Za-z_]\w*)|\[(\d+)\]", path)):
+            ch = text[pos]
+            if key and ch == "[" and depth == 0:
+                continue  # a bare top-level list reported as "sentences[3]"
+            if key:
+                if ch != "{":
+                    break
+                pos = ws.match(text, pos + 1).end()
+                hit = False
+                while text[pos] != "}":
+                    k, pos = dec.raw_decode(text, pos)
+                    pos = ws.match(text, pos).end() + 1  # past ':'
+                    pos = ws.match(text, pos).end()
+                    if k == key:
+                        hit = True
+                        break
+                    _, pos = dec.raw_decode(text, pos)
+                    pos = ws.match(text, pos).end()
+                    if text[pos] == ",":
+                        pos = ws.match(text, pos + 1).end()
+                if not hit:
+                    break
+            else:
+                if ch != "[":
+                    break
+                pos = ws.match(text, pos + 1).end()
+                for _ in range(int(idx)):
+                    _, pos = dec.raw_decode(text, pos)
+                    pos = ws.match(text, pos).end()
+                    if text[pos] == ",":
+                        pos = ws.match(text, pos + 1).end()
+                if text[pos] == "]":
+                    break
+            found = pos
+    except (ValueError, IndexError):
+        pass
+    return None if found is None else text.count("\n", 0, found) + 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,49 +329,69 @@ _TS_PREFIX = re.compile(
 _TS_ONLY = re.compile(r"^[\[(]?\d{1,3}:\d{1,3}(?::\d{1,3})?(?:[.,]\d{1,3})?[\])]?$")
 
 
+_NAME_TS = re.compile(  # "Speaker 1 (00:00):" / "Priya Raman [00:01:02]: words" (Rev, Descript)
+    r"^(?P<name>[^\W\d_][^:?!;\"<>\[\]{}=|()]{0,59}?)\s*[\[(](?P<ts>\d{1,3}:\d{1,3}(?::\d{1,3})?(?:[.,]\d{1,3})?)[\])]"
+    r"\s*:(?:\s+(?P<rest>.*))?$", re.S)
+
+
+def _text_line(s: str) -> tuple[str | None, str | None, str]:
+    """(timestamp text or None, speaker name candidate or None, words) of one stripped line."""
+    ts_raw, rest = None, s
+    m = _TS_PREFIX.match(s)
+    if m:
+        ts_raw = m.group("b") or m.group("p") or m.group("n")
+        rest = m.group("rest").strip()
+    m = _NAME_TS.match(rest)
+    if m and ts_raw is None:
+        name = " ".join(m.group("name").split())
+        if len(name.split(" ")) <= 6:
+            return m.group("ts"), name, (m.group("rest") or "").strip()
+    np = _name_prefix(rest)
+    if np:
+        return ts_raw, np[0], np[1].strip()
+    return ts_raw, None, rest
+
+
 def _read_text(text: str, source: str) -> tuple[list[Turn], dict]:
-    lines = _lines(text)
-    parsed: list[tuple[int, str | None, float | None, str]] = []  # (lineno, ts_raw, ts, rest)
-    candidates: list[str] = []
-    for i, raw in enumerate(lines, 1):
+    parsed: list[tuple[int, str | None, str | None, str]] = []  # (lineno, ts_raw, name, words)
+    for i, raw in enumerate(_lines(text), 1):
         s = raw.strip()
-        if not s:
-            continue
-        m = _TS_PREFIX.match(s)
-        ts_raw, rest = (None, s)
-        if m:
-            ts_raw = m.group("b") or m.group("p") or m.group("n")
-            rest = m.group("rest").strip()
-        np = _name_prefix(rest)
-        if np:
-            candidates.append(np[0])
-        parsed.append((i, ts_raw, None, rest))
-    policy = _NamePolicy(candidates)
+        if s:
+            parsed.append((i, *_text_line(s)))
+    policy = _NamePolicy([n for _, _, n, _ in parsed if n])
+    # A file whose speaker lines carry timestamps ("[00:01:02] Priya: ...") starts turns only on
+    # stamped lines or with a name already heard; an unstamped "Budget: ..." there is words.
+    named = [(ts, n) for _, ts, n, _ in parsed if n and policy.counts[n.lower()] >= 2]
+    stamped_file = len(named) >= 3 and sum(ts is not None for ts, _ in named) >= 0.8 * len(named)
     segs: list[Turn] = []
+    heard: set[str] = set()
     pending: float | None = None
     current: Turn | None = None
     stamped_turns = 0
-    for i, ts_raw, _, rest in parsed:
+    for i, ts_raw, name, words in parsed:
         ts = None
         if ts_raw is not None:
             ts = _clock(ts_raw)
             if ts is None:
                 raise _err(source, i, f"bad timestamp {ts_raw!r}: expected hh:mm:ss or mm:ss "
                                       "(minutes and seconds below 60)")
-        if ts_raw is not None and not rest:
-            pending = ts
-            continue
-        np = _name_prefix(rest)
-        if np and policy.accept(np[0], stamped=ts_raw is not None, first=current is None):
+            if name is None and not words:
+                pending = ts  # a timestamp on its own line: the start of the next turn
+                continue
+        stamped = ts_raw is not None
+        if name and (not stamped_file or stamped or name in heard or current is None) \
+                and policy.accept(name, stamped=stamped, first=current is None):
             start = ts if ts is not None else pending
             pending = None
             stamped_turns += start is not None
-            current = Turn(np[0], np[1], start)
+            current = Turn(name, words, start)
+            heard.add(name)
             segs.append(current)
             continue
         if current is None:
-            raise _err(source, i, f"expected 'Name: words' or a timestamp, found {_snip(rest)}")
-        current.text = f"{current.text} {rest}" if current.text else rest
+            raise _err(source, i, f"expected 'Name: words' or a timestamp, found {_snip(words if not name else f'{name}: {words}')}")
+        line_words = f"{name}: {words}" if name else words
+        current.text = f"{current.text} {line_words}" if current.text else line_words
     meta = {"timestamps": bool(stamped_turns)}
     return segs, meta
 
