@@ -16,7 +16,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_\-]*$", max_length=80)]
 Verdict = Literal["pass", "fail", "na"]
@@ -87,6 +89,33 @@ class Trigger(Strict):
     phrases: list[str] = Field(default_factory=list, description="Words or phrases that fire the trigger.")
     patterns: list[str] = Field(default_factory=list, description="Regular expressions that fire the trigger.")
     description: str = ""
+    not_patterns: list[str] = Field(
+        default_factory=list, description="Regular expressions that stop a turn from firing the trigger."
+    )
+    unless_after: list[str] = Field(
+        default_factory=list,
+        description="Regular expressions: the trigger does not fire when the other side's turn just before matches "
+        "one (for example the rep had just offered to send information).",
+    )
+    scope: Literal["reply", "after", "call"] = Field(
+        "reply",
+        description="Where the line is judged once the trigger fires: reply = the line speaker's next turn after "
+        "each firing; after = any of their turns after the first firing; call = anywhere.",
+    )
+
+    @field_validator("not_patterns", "unless_after")
+    @classmethod
+    def _regexes(cls, v: list[str]) -> list[str]:
+        return _check_regexes(v)
+
+
+def _check_regexes(values: list[str]) -> list[str]:
+    for pat in values:
+        try:
+            re.compile(pat)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {pat!r}: {exc}") from None
+    return values
 
 
 class RubricLine(Strict):
@@ -104,12 +133,29 @@ class RubricLine(Strict):
     examples: list[str] = Field(default_factory=list, description="Things a rep says that pass this line.")
     phrases: list[str] = Field(default_factory=list, description="Key phrases; any one counts toward a pass.")
     patterns: list[str] = Field(default_factory=list, description="Regular expressions (case-insensitive).")
-    not_phrases: list[str] = Field(default_factory=list, description="Phrases that disqualify a turn.")
-    not_patterns: list[str] = Field(default_factory=list, description="Regular expressions that disqualify a turn.")
+    not_phrases: list[str] = Field(default_factory=list, description="Phrases that disqualify the sentence they are in.")
+    not_patterns: list[str] = Field(default_factory=list, description="Regular expressions that disqualify the sentence they are in.")
+    before_first_question: bool = Field(
+        False, description="Counts only before the rep's first real question (small talk excepted), e.g. an agenda."
+    )
+    min_answer_words: int = Field(
+        0, ge=0, description="The other side's next turn must have at least this many words (they answered)."
+    )
+    agree_patterns: list[str] = Field(
+        default_factory=list, description="kind agreement: regular expressions for the other side accepting."
+    )
+    refuse_patterns: list[str] = Field(
+        default_factory=list, description="kind agreement: regular expressions for the other side holding off."
+    )
     trigger: Trigger | None = None
     weight: float = Field(1.0, ge=0)
     coaching: str = Field("", description="What a good version sounds like, for feedback.")
     fail_reason: str = Field("", description="Short phrase used when the line fails.")
+
+    @field_validator("agree_patterns", "refuse_patterns")
+    @classmethod
+    def _regexes(cls, v: list[str]) -> list[str]:
+        return _check_regexes(v)
 
 
 class Scorecard(Strict):
@@ -119,7 +165,17 @@ class Scorecard(Strict):
     description: str = ""
     opening_turns: int = Field(8, ge=1, description="Turns that count as the opening.")
     closing_turns: int = Field(8, ge=1, description="Turns that count as the closing.")
+    small_talk: list[str] = Field(
+        default_factory=list,
+        description="Regular expressions for courtesy or logistics questions ('can you hear me', 'can you see my "
+        "screen') that are not discovery: they never count as the rep's first real question or as a discovery question.",
+    )
     lines: list[RubricLine] = Field(min_length=1)
+
+    @field_validator("small_talk")
+    @classmethod
+    def _regexes(cls, v: list[str]) -> list[str]:
+        return _check_regexes(v)
 
     def line(self, line_id: str) -> RubricLine | None:
         return next((ln for ln in self.lines if ln.id == line_id), None)
