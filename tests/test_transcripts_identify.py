@@ -60,11 +60,25 @@ def test_roster_several_speakers_on_roster_is_ambiguous():
     assert identify_rep(t, "Sam", ["Priya Raman", "Sam Ortiz"]) == "Sam Ortiz"
 
 
-def test_roster_first_name_shared_by_two_roster_entries_does_not_guess():
+def test_roster_first_name_is_about_the_speaker_not_the_roster():
+    # roster = names + aliases: two entries sharing a first name still identify the one speaker
     t = call("Sam", "Marcus Webb")
+    assert identify_rep(t, None, ["Sam Ortiz", "Sam O."]) == "Sam"
+    # a buyer who shares only the rep's first name is not the rep
+    t = call("Priya Shah", "Marcus Webb")
     with pytest.raises(TranscriptError) as e:
-        identify_rep(t, None, ["Sam Ortiz", "Sam Lee"])
+        identify_rep(t, None, ["Priya Raman"])
     assert "cannot tell which speaker is the rep" in str(e.value)
+    t = call("Priya R.", "Marcus Webb")
+    assert identify_rep(t, None, ["Priya Raman"]) == "Priya R."
+    # two speakers match by first name: no guess
+    t = call("Sam", "Sam O.", "Marcus Webb")
+    with pytest.raises(TranscriptError) as e:
+        identify_rep(t, None, ["Sam Ortiz", "Jordan Pike"])
+    assert "by first name, Sam, Sam O. all match" in str(e.value)
+    # ... but a full name that only shares the first name does not count
+    t = call("Sam", "Sam Lee", "Marcus Webb")
+    assert identify_rep(t, None, ["Sam Ortiz"]) == "Sam"
 
 
 def test_nobody_on_roster_clear_error():

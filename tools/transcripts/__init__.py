@@ -6,9 +6,9 @@
 """
 from .identify import identify_rep
 from .model import Transcript, TranscriptError, Turn
-from .readers import FORMATS, MAX_BYTES, detect_format, merge_segments, read_path, read_transcript
+from .readers import FORMATS, MAX_BYTES, decode_bytes, detect_format, merge_segments, read_path, read_transcript
 
 __all__ = [
-    "FORMATS", "MAX_BYTES", "Transcript", "TranscriptError", "Turn", "detect_format", "identify_rep",
+    "FORMATS", "MAX_BYTES", "Transcript", "TranscriptError", "Turn", "decode_bytes", "detect_format", "identify_rep",
     "merge_segments", "read_path", "read_transcript",
 ]

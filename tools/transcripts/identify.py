@@ -15,6 +15,18 @@ def _first(s: str) -> str:
     return n.split(" ")[0] if n else ""
 
 
+def _same_person(a: str, b: str) -> bool:
+    """First names equal and the rest compatible: "Priya" ~ "Priya Raman" ~ "Priya R.", but
+    "Priya Shah" is not "Priya Raman"."""
+    ta = [w.strip(".,") for w in _norm(a).split(" ") if w.strip(".,")]
+    tb = [w.strip(".,") for w in _norm(b).split(" ") if w.strip(".,")]
+    if not ta or not tb or ta[0] != tb[0]:
+        return False
+    if len(ta) == 1 or len(tb) == 1:
+        return True
+    return ta[1].startswith(tb[1]) or tb[1].startswith(ta[1])
+
+
 def _tokens(s: str) -> frozenset[str]:
     """Name words, order-free, without parentheticals: "Raman, Priya (Ledgerline)" == "Priya Raman"."""
     s = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", s)
@@ -42,7 +54,7 @@ def _match_name(wanted: str, speakers: list[str]) -> tuple[list[str], str]:
     if hits:
         return hits, "name words"
     # "Priya" -> "Priya Raman"; "Priya Raman" -> Zoom display name "Priya"; "pri" -> "Priya Raman"
-    hits = [s for s in speakers if _first(s) == _first(wanted) and (" " not in w or " " not in _norm(s))]
+    hits = [s for s in speakers if _same_person(s, wanted)]
     if hits:
         return hits, "first name"
     hits = [s for s in speakers if _norm(s).startswith(w)]
@@ -57,7 +69,7 @@ def identify_rep(transcript: Transcript, rep: str | None, roster: list[str]) -> 
       :class:`TranscriptError` listing the speakers.
     - no ``rep``: a ``rep`` the file itself declares (the labelled JSON files carry one), else the
       one speaker whose name is on ``roster`` (case-insensitive), else the one speaker whose first
-      name matches a roster name's, else (Gong) the one speaker Gong marks Internal; otherwise a
+      name matches a roster name's ("Priya" or "Priya R." for "Priya Raman"; "Priya Shah" does not), else (Gong) the one speaker Gong marks Internal; otherwise a
       clear error saying to pass ``--rep NAME`` or add the rep to the roster.
 
     Callers then run ``transcript.assign_rep(name)`` to set each turn's role.
@@ -94,10 +106,7 @@ def identify_rep(transcript: Transcript, rep: str | None, roster: list[str]) -> 
         raise TranscriptError(src, f"cannot tell which speaker is the rep: several speakers are on the roster "
                                    f"({_listing(hits)}); pass --rep NAME")
     # first names: speaker "Priya" with roster "Priya Raman", or speaker "Priya R." with roster "Priya"
-    firsts: dict[str, int] = {}
-    for r in names:
-        firsts[_first(r)] = firsts.get(_first(r), 0) + 1
-    hits = [s for s in speakers if firsts.get(_first(s)) == 1]
+    hits = [s for s in speakers if any(_same_person(s, r) for r in names)]
     if len(hits) == 1:
         return hits[0]
     ambiguous_first = hits
@@ -108,7 +117,7 @@ def identify_rep(transcript: Transcript, rep: str | None, roster: list[str]) -> 
 
     why = ""
     if ambiguous_first:
-        why = f" (first names of {_listing(ambiguous_first)} all match the roster)"
+        why = f" (by first name, {_listing(ambiguous_first)} all match the roster)"
     elif len(internal) > 1:
         why = f" (several internal speakers: {_listing(internal)})"
     raise TranscriptError(src, f"cannot tell which speaker is the rep: speakers are {_listing(speakers)}{why}; "

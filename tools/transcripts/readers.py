@@ -68,7 +68,7 @@ def read_path(path: str | Path, fmt: str | None = None) -> Transcript:
         data = p.read_bytes()
     except OSError as e:
         raise TranscriptError(source, f"cannot read: {e.strerror or e}") from None
-    return read_transcript(_decode(data, source), source=source, fmt=fmt)
+    return read_transcript(decode_bytes(data, source), source=source, fmt=fmt)
 
 
 def read_transcript(text: str, source: str = "<text>", fmt: str | None = None) -> Transcript:
@@ -181,7 +181,8 @@ def _normalise_fmt(fmt: str | None, source: str) -> str | None:
     raise TranscriptError(source, f"unknown transcript format {fmt!r}: expected one of {', '.join(FORMATS)}")
 
 
-def _decode(data: bytes, source: str) -> str:
+def decode_bytes(data: bytes, source: str) -> str:
+    """Transcript bytes to text: UTF-8 (BOM optional) or UTF-16 with a BOM; a clear error otherwise."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return data.decode("utf-16")
@@ -197,6 +198,9 @@ def _decode(data: bytes, source: str) -> str:
         raise TranscriptError(
             source, f"not UTF-8 text: byte 0x{data[e.start]:02x} at offset {e.start} cannot be decoded; "
             "save or export the transcript as UTF-8", line) from None
+
+
+_decode = decode_bytes  # older name, used by tools/ingest.py
 
 
 def _lines(text: str) -> list[str]:
