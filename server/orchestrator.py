@@ -193,7 +193,8 @@ class Orchestrator:
                 "miss": f"call {o['call_id']} missed {o['line']} again (gap {o['gap_id']} still open, waiting for {o.get('waiting_for')})",
             }.get(o["outcome"], f"gap {o['gap_id']}: {o['outcome']}")
             acts.append(Action(ev["id"], ev["type"], f"verify.{o['outcome']}", text, call["rep_id"], o))
-        for g in attribute(self.coach, call["rep_id"], cause=ev["id"], scorecard_id=call["scorecard_id"]):
+        for g in attribute(self.coach, call["rep_id"], cause=ev["id"], scorecard_id=call["scorecard_id"],
+                           as_of_call=call["id"]):
             if g.get("new"):
                 acts.append(Action(ev["id"], ev["type"], "gap.opened", f"opened gap {g['gap_id']}: {g['statement']}", call["rep_id"],
                                    {k: g[k] for k in ("gap_id", "line", "scorecard", "misses", "window", "call_ids", "severity", "statement")}))

@@ -48,7 +48,9 @@ def _policy(coach) -> AttributionPolicy:
     return coach.playbook.policy.attribution
 
 
-def _call_rows(store: Store, *, rep_id: str | None = None, scorecard_id: str | None = None) -> list[dict]:
+def _call_rows(
+    store: Store, *, rep_id: str | None = None, scorecard_id: str | None = None, as_of_call: int | None = None
+) -> list[dict]:
     """Applicable verdicts on live calls, joined to call and deal metadata, oldest first."""
     sql = """
         select v.call_id, v.line_id, v.verdict, v.quote, v.turn,
@@ -67,6 +69,9 @@ def _call_rows(store: Store, *, rep_id: str | None = None, scorecard_id: str | N
     if scorecard_id:
         sql += " and c.scorecard_id = ?"
         params.append(scorecard_id)
+    if as_of_call is not None:
+        sql += " and c.id <= ?"
+        params.append(int(as_of_call))
     sql += " order by at, v.call_id"
     return store.query(sql, params)
 
@@ -223,12 +228,15 @@ def _team_rate_excluding(per_rep: dict[str, tuple[int, int]], rep: str) -> float
     return passes / total if total else None
 
 
-def compute_gaps(coach, rep_id: str | None = None, *, scorecard_id: str | None = None) -> list[dict]:
-    """Gaps as the verdicts show them now, without touching the store. Most severe first."""
+def compute_gaps(
+    coach, rep_id: str | None = None, *, scorecard_id: str | None = None, as_of_call: int | None = None
+) -> list[dict]:
+    """Gaps as the verdicts show them now (or as of the call with id `as_of_call`: later calls
+    are ignored), without touching the store. Most severe first."""
     pol = _policy(coach)
     store: Store = coach.store
     # The team rate needs every rep's window, so read the whole team even for one rep.
-    rows = _call_rows(store, scorecard_id=scorecard_id)
+    rows = _call_rows(store, scorecard_id=scorecard_id, as_of_call=as_of_call)
     windows = _windows(rows, pol.window, _reset_floors(store))
     team = _team_rates(windows)
     gaps: list[dict] = []
@@ -397,6 +405,7 @@ def attribute(
     persist: bool = True,
     scorecard_id: str | None = None,
     cause: int | None = None,
+    as_of_call: int | None = None,
 ) -> list[dict]:
     """Find the behaviour gaps of one rep (or the whole team), most severe first.
 
@@ -404,10 +413,13 @@ def attribute(
     is `cause` (default: the `call.scored` event of the latest missed call), all in one
     transaction; a gap already open on the same rep and line is refreshed, never duplicated. Each
     returned dict has `new` (True when this call opened it) and `gap_id` when persisted.
+
+    `as_of_call` ignores calls stored after that one: the orchestrator passes the call it is
+    handling, so replaying the event log opens each gap at the call that crossed the threshold.
     """
     if rep_id is not None and coach.store.one("select id from reps where id = ?", (rep_id,)) is None:
         raise StoreError(f"unknown rep '{rep_id}': add the rep first (rep ids are slugs such as 'priya-raman')")
-    gaps = compute_gaps(coach, rep_id, scorecard_id=scorecard_id)
+    gaps = compute_gaps(coach, rep_id, scorecard_id=scorecard_id, as_of_call=as_of_call)
     if not persist:
         return gaps
     with coach.store.transaction():
