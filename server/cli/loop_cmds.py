@@ -14,6 +14,7 @@ from .common import CLIError, add_db, add_json, add_playbook, command, emit_json
 
 def register(sub: argparse._SubParsersAction) -> None:
     _register_attribution(sub)
+    _register_remediation(sub)
 
 
 # =========================================================================== attribution & orchestrator
@@ -171,3 +172,312 @@ def cmd_events(args: argparse.Namespace) -> int:
         return 0
     finally:
         coach.close()
+
+
+# =========================================================================== remediation, practice, certification, gates
+
+
+def _register_remediation(sub: argparse._SubParsersAction) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
+        add_playbook(p)
+        add_db(p)
+        add_json(p)
+
+    p = sub.add_parser("feedback", help="coaching feedback for a gap", description="What was missed on a gap's calls, the rep's own words, and what a good question sounds like.")
+    p.add_argument("gap", type=int, metavar="GAP_ID")
+    common(p)
+    p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser("scenario", help="generate roleplay scenarios from real calls", description="Roleplay scenarios built from the calls where a gap showed.")
+    ssub = p.add_subparsers(dest="scenario_cmd", metavar="ACTION", required=True)
+    g = ssub.add_parser(
+        "generate",
+        help="write a scenario from a gap's calls (or a rep's calls that missed a line)",
+        description="Write scenarios/<id>.md into the playbook: a buyer built from the calls where the gap showed. Never overwrites a file a person wrote; the same gap and calls give the same file.",
+    )
+    g.add_argument("--gap", type=int, metavar="ID", help="the gap to build from")
+    g.add_argument("--rep", metavar="R", help="rep (with --line) when there is no gap id")
+    g.add_argument("--line", metavar="L", help="rubric line id (with --rep)")
+    g.add_argument("--calls", metavar="IDS", help="comma-separated call ids (default: the gap's calls or the rep's latest misses)")
+    g.add_argument("--difficulty", type=int, metavar="N", help="1 (default) to 5: harder buyers deflect sooner and object more")
+    common(g)
+    g.set_defaults(func=cmd_scenario_generate)
+
+    p = sub.add_parser(
+        "assign",
+        help="assign a learning path to a rep (or list the rep's assignments)",
+        description="Assign the learning path for a gap's line (with the scenario generated from its calls first), or a named path, recording the artifact versions. An open gap is never assigned twice.",
+    )
+    p.add_argument("--rep", required=True, metavar="R")
+    p.add_argument("--gap", type=int, metavar="ID")
+    p.add_argument("--path", metavar="P", help="learning path id")
+    p.add_argument("--scenario", action="append", metavar="S", help="scenario id (repeatable) instead of the path's steps")
+    p.add_argument("--due", metavar="YYYY-MM-DD")
+    p.add_argument("--list", action="store_true", help="list the rep's assignments instead")
+    common(p)
+    p.set_defaults(func=cmd_assign)
+
+    p = sub.add_parser("practice", help="roleplay practice against the AI buyer", description="Start, talk in, end, resume and expire practice sessions.")
+    psub = p.add_subparsers(dest="practice_cmd", metavar="ACTION", required=True)
+    s = psub.add_parser("start", help="start a session; prints the buyer's opening")
+    s.add_argument("--rep", required=True, metavar="R")
+    s.add_argument("--scenario", required=True, metavar="S")
+    s.add_argument("--assignment", type=int, metavar="ID", help="the assignment this practice is for (default: the rep's active one holding the scenario)")
+    common(s)
+    s.set_defaults(func=cmd_practice_start)
+    s = psub.add_parser("say", help="say something to the buyer; prints the buyer's reply")
+    s.add_argument("session", metavar="SESSION")
+    s.add_argument("text", metavar="TEXT", nargs="+")
+    common(s)
+    s.set_defaults(func=cmd_practice_say)
+    s = psub.add_parser("end", help="end a session and score it on the scenario's target lines")
+    s.add_argument("session", metavar="SESSION")
+    common(s)
+    s.set_defaults(func=cmd_practice_end)
+    s = psub.add_parser("show", help="print a session's transcript so far (resume)")
+    s.add_argument("session", metavar="SESSION")
+    common(s)
+    s.set_defaults(func=cmd_practice_show)
+    s = psub.add_parser("list", help="list practice sessions")
+    s.add_argument("--rep", metavar="R")
+    s.add_argument("--status", choices=["active", "ended", "expired"])
+    common(s)
+    s.set_defaults(func=cmd_practice_list)
+    s = psub.add_parser("expire", help="expire sessions idle longer than session_expiry_hours")
+    common(s)
+    s.set_defaults(func=cmd_practice_expire)
+
+    p = sub.add_parser("certify", help="judge an ended practice session against its certification", description="Pass lifts the rep's gates for the certification; fail keeps them and assigns the next practice. Running it twice returns the stored result.")
+    p.add_argument("session", metavar="SESSION")
+    common(p)
+    p.set_defaults(func=cmd_certify)
+
+    p = sub.add_parser("gate", help="check, list, block and lift certification gates", description="Gates block a rep from an activity (dial, demo, renewal_call ...) until certified.")
+    gsub = p.add_subparsers(dest="gate_cmd", metavar="ACTION", required=True)
+    s = gsub.add_parser("check", help="may REP do ACTIVITY now? exit 0 allowed, 3 blocked")
+    s.add_argument("rep", metavar="REP")
+    s.add_argument("activity", metavar="ACTIVITY")
+    common(s)
+    s.set_defaults(func=cmd_gate_check)
+    s = gsub.add_parser("lift", help="lift a rep's gate by hand (logged with who and why)")
+    s.add_argument("rep", metavar="REP")
+    s.add_argument("activity", metavar="ACTIVITY", nargs="?", default=None, help="one activity (default: every open gate of the rep)")
+    s.add_argument("--by", required=True, metavar="NAME")
+    s.add_argument("--reason", required=True, metavar="TEXT")
+    s.add_argument("--gate", type=int, metavar="ID", help="one gate id")
+    common(s)
+    s.set_defaults(func=cmd_gate_lift)
+    s = gsub.add_parser("block", help="block a rep from an activity by hand (logged)")
+    s.add_argument("rep", metavar="REP")
+    s.add_argument("activity", metavar="ACTIVITY")
+    s.add_argument("--by", required=True, metavar="NAME")
+    s.add_argument("--reason", required=True, metavar="TEXT")
+    s.add_argument("--certification", metavar="ID")
+    common(s)
+    s.set_defaults(func=cmd_gate_block)
+    s = gsub.add_parser("list", help="list gates")
+    s.add_argument("--rep", metavar="R")
+    s.add_argument("--status", choices=["blocked", "shadow", "lifted", "active"])
+    common(s)
+    s.set_defaults(func=cmd_gate_list)
+
+
+def _out(args: argparse.Namespace, obj, text: str) -> None:
+    if args.json:
+        emit_json(obj)
+    else:
+        print(text)
+
+
+@command
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from tools.feedback import gap_feedback
+
+    coach = open_coach(args)
+    fb = gap_feedback(coach, args.gap)
+    _out(args, fb, fb["text"])
+    return 0
+
+
+@command
+def cmd_scenario_generate(args: argparse.Namespace) -> int:
+    from tools.scenario import generate_scenario
+
+    if args.gap is None and not (args.rep and args.line):
+        raise CLIError("give --gap ID, or --rep R and --line L")
+    calls = None
+    if args.calls:
+        try:
+            calls = [int(c) for c in args.calls.split(",") if c.strip()]
+        except ValueError:
+            raise CLIError(f"--calls: expected comma-separated call ids, got '{args.calls}'") from None
+    coach = open_coach(args)
+    r = generate_scenario(coach, args.gap, rep_id=args.rep, line_id=args.line, call_ids=calls, difficulty=args.difficulty)
+    verb = "wrote" if r["created"] else "unchanged"
+    _out(args, r, f"{verb} {r['path']} (scenario {r['scenario_id']}, version {r['version']}, from calls {', '.join(map(str, r['call_ids']))})")
+    return 0
+
+
+def _asg_line(a: dict) -> str:
+    return (
+        f"assignment {a['assignment_id']}: rep {a['rep_id']}, status {a['status']}"
+        + (f", gap {a['gap_id']}" if a.get("gap_id") else "")
+        + (f", path {a['path_id']}" if a.get("path_id") else "")
+        + f", scenarios {', '.join(a.get('scenario_ids') or [])}"
+        + (f", due {a['due']}" if a.get("due") else "")
+    )
+
+
+@command
+def cmd_assign(args: argparse.Namespace) -> int:
+    from tools.paths import assign_path, list_assignments
+
+    coach = open_coach(args)
+    if args.list:
+        rows = list_assignments(coach, args.rep)
+        _out(args, rows, "\n".join(_asg_line(a) for a in rows) or f"no assignments for {args.rep}")
+        return 0
+    if args.gap is None and not args.path and not args.scenario:
+        raise CLIError("give --gap ID, --path P or --scenario S (or --list)")
+    a = assign_path(coach, args.rep, gap_id=args.gap, path_id=args.path, scenario_ids=args.scenario,
+                    source="gap" if args.gap is not None else "manual", due=args.due)
+    _out(args, a, ("already assigned: " if a.get("duplicate") else "assigned ") + _asg_line(a))
+    return 0
+
+
+@command
+def cmd_practice_start(args: argparse.Namespace) -> int:
+    from tools.roleplay import start_session
+
+    coach = open_coach(args)
+    r = start_session(coach, args.rep, args.scenario, args.assignment)
+    p = r["scenario"]["persona"]
+    _out(args, r, f"session {r['session_id']} ({r['engine']} buyer; targets: {', '.join(r['targets'])})\n"
+                  f"{p['name']} ({p['role']}): {r['buyer']}\n"
+                  f"reply with: coachloop practice say {r['session_id']} \"...\"")
+    return 0
+
+
+@command
+def cmd_practice_say(args: argparse.Namespace) -> int:
+    from tools.roleplay import reply
+
+    coach = open_coach(args)
+    r = reply(coach, args.session, " ".join(args.text))
+    _out(args, r, f"buyer: {r['buyer']}")
+    return 0
+
+
+@command
+def cmd_practice_end(args: argparse.Namespace) -> int:
+    from tools.roleplay import end_session
+
+    coach = open_coach(args)
+    r = end_session(coach, args.session)
+    lines = [f"session {r['session_id']}: {'PASSED' if r['passed'] else 'FAILED'} (score {r['score']:.2f})"]
+    for v in r["verdicts"]:
+        lines.append(f"  {v['verdict']:4} {v['id']}" + (f"  \"{v['quote']}\"" if v.get("quote") else "") + (f"  ({v['reason']})" if v.get("reason") and v["verdict"] != "pass" else ""))
+    lines.append(f"next: coachloop certify {r['session_id']}")
+    _out(args, r, "\n".join(lines))
+    return 0
+
+
+@command
+def cmd_practice_show(args: argparse.Namespace) -> int:
+    from tools.roleplay import resume
+
+    coach = open_coach(args)
+    r = resume(coach, args.session)
+    lines = [f"session {r['session_id']} ({r['status']}), scenario {r['scenario'].get('id')}, targets {', '.join(r['targets'])}"]
+    for t in r["turns"]:
+        lines.append(f"  {t['role']:5} {t['text']}")
+    _out(args, r, "\n".join(lines))
+    return 0
+
+
+@command
+def cmd_practice_list(args: argparse.Namespace) -> int:
+    from tools.roleplay import list_sessions
+
+    coach = open_coach(args)
+    rows = list_sessions(coach, args.rep, args.status)
+    _out(args, rows, "\n".join(f"{r['id']}  {r['rep_id']}  {r['scenario_id']}  {r['status']}" + (f"  score {r['score']:.2f}" if r.get("score") is not None else "") for r in rows) or "no sessions")
+    return 0
+
+
+@command
+def cmd_practice_expire(args: argparse.Namespace) -> int:
+    from tools.roleplay import expire_sessions
+
+    coach = open_coach(args)
+    ids = expire_sessions(coach)
+    _out(args, {"expired": ids}, f"expired {len(ids)} session(s)" + (": " + ", ".join(ids) if ids else ""))
+    return 0
+
+
+@command
+def cmd_certify(args: argparse.Namespace) -> int:
+    from tools.certify import certify
+
+    coach = open_coach(args)
+    r = certify(coach, args.session)
+    if r["status"] == "uncertified":
+        _out(args, r, f"session {args.session}: not certified: {r['reason']}")
+        return 0
+    text = f"{r['certification_id']}: {r['status'].upper()} (score {r['score']:.2f}, attempt {r['attempt']}/{r.get('attempts_allowed')})"
+    if r.get("lifted"):
+        text += "\nlifted gates: " + ", ".join(f"{g['activity']}" if isinstance(g, dict) else str(g) for g in r["lifted"])
+    nxt = r.get("next_assignment")
+    if isinstance(nxt, dict):
+        text += f"\nnext practice: {', '.join(nxt.get('scenario_ids') or [])} (assignment {nxt.get('assignment_id')})"
+    elif r.get("next_scenario"):
+        text += f"\nnext practice: {r['next_scenario']}"
+    if r["status"] == "needs_manager":
+        text += "\nattempts used up: a manager must review and lift the gate (coachloop gate lift REP --by NAME --reason TEXT)"
+    _out(args, r, text)
+    return 0
+
+
+@command
+def cmd_gate_check(args: argparse.Namespace) -> int:
+    from tools.gates import gate_check
+
+    coach = open_coach(args)
+    r = gate_check(coach, args.rep, args.activity)
+    text = f"{'ALLOWED' if r['allowed'] else 'BLOCKED'}: {r['rep_id']} {r['activity']}: {r['reason']}"
+    if r.get("action") and not r["allowed"]:
+        text += f"\nto do: {r['action']}"
+    _out(args, r, text)
+    return 0 if r["allowed"] else 3
+
+
+@command
+def cmd_gate_lift(args: argparse.Namespace) -> int:
+    from tools.gates import lift
+
+    coach = open_coach(args)
+    rows = lift(coach, args.rep, args.activity, by=args.by, reason=args.reason, gate_id=args.gate)
+    _out(args, rows, "\n".join(f"lifted gate {g['id']}: {g['rep_id']} {g['activity']} (by {g['lifted_by']}: {g['lift_reason']})" for g in rows))
+    return 0
+
+
+@command
+def cmd_gate_block(args: argparse.Namespace) -> int:
+    from tools.gates import block
+
+    coach = open_coach(args)
+    g = block(coach, args.rep, args.activity, by=args.by, reason=args.reason, certification_id=args.certification)
+    _out(args, g, f"blocked gate {g['id']}: {g['rep_id']} {g['activity']} ({g['reason']})")
+    return 0
+
+
+@command
+def cmd_gate_list(args: argparse.Namespace) -> int:
+    from tools.gates import list_gates
+
+    coach = open_coach(args)
+    rows = list_gates(coach, args.rep, args.status)
+    _out(args, rows, "\n".join(
+        f"gate {g['id']}: {g['rep_id']} {g['activity']} {g['status']}" + (f" [{g['certification_id']}]" if g.get("certification_id") else "") + f": {g.get('reason') or ''}"
+        for g in rows) or "no gates")
+    return 0

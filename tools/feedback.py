@@ -1,0 +1,237 @@
+"""Coaching feedback for a gap: what was missed, the rep's own words, and what good sounds like.
+
+`gap_feedback(coach, gap_id)` reads the gap (rep, scorecard, line, call ids), the calls' turns and
+the per-line verdicts, and finds in each call the moment the question should have come:
+
+* the rep's reply right after the buyer raised the topic (the buyer volunteered a budget, a
+  signer, a competitor ... and the rep moved on),
+* for a conditional line (pricing deflection), the rep's turn the scorer quoted as giving in,
+* otherwise the rep's longest pitch (a turn that talks instead of asking).
+
+It then quotes the scorecard line's examples and coaching as "what a good question sounds like".
+The topic vocabulary (`line_keywords`) is shared with the scenario generator.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from playbook.models import RubricLine, Scorecard
+from store import loop as q
+from store.db import StoreError
+
+# Words a buyer uses when a topic comes up, per starter discovery line. A line not listed here
+# falls back to the content words of its phrases, title and trigger.
+TOPIC_WORDS: dict[str, list[str]] = {
+    "agenda_set": ["minutes", "hard stop", "agenda", "time", "busy", "quick"],
+    "pain_identified": [
+        "problem", "issue", "mess", "pain", "struggl", "chasing", "frustrat", "challenge", "broken",
+        "manual", "headache", "hard to", "nobody can", "yells", "complain",
+    ],
+    "impact_quantified": [
+        "hours", "hour", "percent", "%", "per week", "a week", "a month", "per month", "thousand",
+        "million", "revenue", "cost us", "churn", "lost", "headcount", "people",
+    ],
+    "budget_confirmed": [
+        "budget", "spend", "spending", "afford", "money", "dollars", "thousand", "a month on",
+        "set aside", "funding", "line item", "tooling line", "price range", "cost",
+    ],
+    "decision_process": [
+        "procurement", "security", "legal", "review", "approval", "approve", "contract", "process",
+        "soc 2", "soc2", "vendor", "purchase", "sign off", "sign-off", "committee",
+    ],
+    "decision_maker_identified": [
+        "signs", "sign off", "signing", "decision", "decide", "boss", "partner", "cfo", "ceo", "cro",
+        "vp", "director", "owner", "manager", "board", "approve", "go with what i say",
+    ],
+    "timeline_established": [
+        "by the end", "deadline", "quarter", "q1", "q2", "q3", "q4", "next month", "this year",
+        "kickoff", "launch", "renewal", "live by", "september", "october", "january", "weeks",
+        "asap", "before",
+    ],
+    "competition_explored": [
+        "using", "we use", "spreadsheet", "looked at", "demo with", "tried", "currently", "in-house",
+        "build it", "other vendor", "compared", "competitor", "already have", "instead",
+    ],
+    "pricing_deflection_handled": [
+        "pricing", "price", "quote", "send me", "email me", "one pager", "some info", "how much",
+        "cost",
+    ],
+    "next_step_booked": ["follow up", "next week", "touch base", "calendar", "invite", "meeting", "tuesday", "monday"],
+}
+
+_STOP = set(
+    "a an and are as at be by do does did for from has have how i if in is it its me my of on or our "
+    "so that the their them then there this to us was we what when where which who why will with you "
+    "your yours can could would should any some about ask asks asked rep line".split()
+)
+
+
+def line_keywords(line: RubricLine) -> list[str]:
+    """Lower-case words/phrases that show a buyer raised the line's topic."""
+    words = list(TOPIC_WORDS.get(line.id, []))
+    extra: list[str] = []
+    for src in [*line.phrases, *(line.trigger.phrases if line.trigger else []), line.title]:
+        for w in re.findall(r"[a-z][a-z0-9']+", src.lower()):
+            if len(w) > 3 and w not in _STOP:
+                extra.append(w)
+    for w in extra:
+        if w not in words:
+            words.append(w)
+    return words
+
+
+def mentions(text: str, keywords: list[str]) -> list[str]:
+    """The keywords found in `text` (word-start match, case-insensitive)."""
+    low = " " + text.lower()
+    hits = []
+    for k in keywords:
+        if re.search(r"(?<![a-z0-9])" + re.escape(k.lower()), low):
+            hits.append(k)
+    return hits
+
+
+def is_question(text: str) -> bool:
+    t = text.strip().lower()
+    if "?" in t:
+        return True
+    return bool(
+        re.search(
+            r"\b(what|how|who|when|where|why|which|is there|are there|do you|does|did you|would you|could you|can you|have you|tell me)\b",
+            t,
+        )
+    )
+
+
+def _role(turn: dict) -> str:
+    return (turn.get("role") or "").lower()
+
+
+def _short(text: str, limit: int = 240) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def missed_moments(turns: list[dict], line: RubricLine, verdict: dict | None = None, limit: int = 2) -> tuple[list[dict], list[dict]]:
+    """Where in one call the rep should have asked: (rep quotes, buyer cues).
+
+    Each rep quote is {turn, text, why}; each buyer cue is {turn, text, mentions}."""
+    keywords = line_keywords(line)
+    quotes: list[dict] = []
+    cues: list[dict] = []
+    seen: set[int] = set()
+    vturn = verdict.get("turn") if verdict else None
+    if isinstance(vturn, int) and 0 <= vturn < len(turns) and _role(turns[vturn]) == "rep":
+        quotes.append({"turn": vturn, "text": _short(turns[vturn]["text"]), "why": "the turn the scorer quoted for this line"})
+        seen.add(vturn)
+    for i, t in enumerate(turns):
+        if len(quotes) >= limit:
+            break
+        if _role(t) != "buyer":
+            continue
+        hits = mentions(t["text"], keywords)
+        if not hits:
+            continue
+        nxt = next((j for j in range(i + 1, len(turns)) if _role(turns[j]) == "rep"), None)
+        if nxt is None or nxt in seen:
+            continue
+        cues.append({"turn": i, "text": _short(t["text"]), "mentions": hits[:4]})
+        seen.add(nxt)
+        quotes.append(
+            {
+                "turn": nxt,
+                "text": _short(turns[nxt]["text"]),
+                "why": f"your reply right after the buyer brought it up ({', '.join(hits[:3])})",
+            }
+        )
+    if not quotes:
+        # no cue: quote the longest pitch, the turn that talked instead of asking
+        pitches = [(len(t["text"]), i) for i, t in enumerate(turns) if _role(t) == "rep" and not is_question(t["text"])]
+        if not pitches:
+            pitches = [(len(t["text"]), i) for i, t in enumerate(turns) if _role(t) == "rep"]
+        if pitches:
+            _, i = max(pitches, key=lambda p: (p[0], -p[1]))
+            quotes.append({"turn": i, "text": _short(turns[i]["text"]), "why": "your longest pitch, where a question would have fit"})
+    quotes.sort(key=lambda x: x["turn"])
+    return quotes, cues
+
+
+def _line_or_error(scorecard: Scorecard, line_id: str) -> RubricLine:
+    line = scorecard.line(line_id)
+    if line is None:
+        raise StoreError(f"rubric line '{line_id}' is not in scorecard '{scorecard.id}' any more (check the playbook's scorecards/)")
+    return line
+
+
+def gap_feedback(coach, gap_id: int) -> dict[str, Any]:
+    """Coaching feedback for gap `gap_id`.
+
+    Returns {gap_id, rep_id, line_id, line_title, scorecard_id, statement, missed, calls: [{call_id,
+    verdict, reason, rep_quotes, buyer_cues}], rep_words, good_examples, coaching, text}."""
+    gap = q.require_gap(coach.store, gap_id)
+    card = coach.playbook.scorecard(gap["scorecard_id"])
+    line = _line_or_error(card, gap["line_id"])
+    call_ids = [int(c) for c in (gap.get("call_ids") or [])]
+    calls_out = []
+    rep_words: list[dict] = []
+    for call in q.get_calls(coach.store, call_ids):
+        v = q.call_verdict(coach.store, call["id"], line.id)
+        quotes, cues = missed_moments(call["turns"], line, v)
+        calls_out.append(
+            {
+                "call_id": call["id"],
+                "source": call.get("source_name"),
+                "verdict": (v or {}).get("verdict"),
+                "reason": (v or {}).get("reason"),
+                "rep_quotes": quotes,
+                "buyer_cues": cues,
+            }
+        )
+        for qt in quotes:
+            rep_words.append({"call_id": call["id"], **qt})
+    examples = list(line.examples[:3])
+    missed = line.fail_reason or (f"never {line.title[0].lower() + line.title[1:]}" if line.title else line.id)
+    good = line.coaching or (examples[0] if examples else "")
+    text = _paragraph(gap, line, calls_out, examples, missed)
+    return {
+        "gap_id": gap["id"],
+        "rep_id": gap["rep_id"],
+        "scorecard_id": card.id,
+        "line_id": line.id,
+        "line_title": line.title,
+        "statement": gap.get("statement"),
+        "missed": missed,
+        "description": line.description,
+        "calls": calls_out,
+        "rep_words": rep_words,
+        "good_examples": examples,
+        "coaching": good,
+        "text": text,
+    }
+
+
+def _paragraph(gap: dict, line: RubricLine, calls: list[dict], examples: list[str], missed: str) -> str:
+    parts = []
+    if gap.get("statement"):
+        parts.append(gap["statement"].rstrip(".") + ".")
+    else:
+        parts.append(f"{line.title}: missed on {len(calls)} recent call(s).")
+    parts.append(f"What was missed: {missed.rstrip('.')}.")
+    shown = 0
+    for c in calls:
+        cue = c["buyer_cues"][0] if c["buyer_cues"] else None
+        qt = c["rep_quotes"][0] if c["rep_quotes"] else None
+        if not qt:
+            continue
+        if cue:
+            parts.append(f'On call {c["call_id"]} the buyer said "{_short(cue["text"], 160)}" and you answered "{_short(qt["text"], 160)}".')
+        else:
+            parts.append(f'On call {c["call_id"]} you said "{_short(qt["text"], 160)}" where a question would have fit.')
+        shown += 1
+        if shown >= 2:
+            break
+    if line.coaching:
+        parts.append(f"What good sounds like: {line.coaching.rstrip('.')}.")
+    if examples:
+        parts.append("For example: " + " / ".join(f'"{e}"' for e in examples[:2]))
+    return " ".join(parts)
