@@ -9,7 +9,7 @@
         fake_openai.requests[-1]["body"]            # what the client sent
 
 Scripted responses are served in order, one per request; when the queue is empty the default
-mode answers: "judge" finds the rubric and the transcript data block in the prompt and returns
+mode answers (`fake.default`, a kind or a callable): "judge" finds the rubric and the transcript data block in the prompt and returns
 plausible verdicts whose quotes are real words of the transcript; "chat" returns a short text.
 A scripted item can be a callable `fn(request) -> spec` (for answers built from the request).
 """
@@ -174,7 +174,12 @@ class FakeOpenAI:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
             # a rejected request does not consume the script: the client's fallback request gets it
-            spec = {"kind": "reject"} if rejected else (self._script.popleft() if self._script else {"kind": self.default})
+            if rejected:
+                spec = {"kind": "reject"}
+            elif self._script:
+                spec = self._script.popleft()
+            else:
+                spec = self.default if callable(self.default) else {"kind": self.default}
         try:
             if h.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
                 h._send(404, {"error": {"message": f"unknown path {h.path}"}})
@@ -186,7 +191,7 @@ class FakeOpenAI:
             while spec.get("kind") == "delay":
                 if self._stopping.wait(spec["seconds"]):
                     return
-                spec = spec.get("then") or {"kind": self.default}
+                spec = spec.get("then") or {"kind": "judge"}
             if spec.get("kind") == "reject":
                 h._send(400, {"error": {"message": "response_format json_schema is not supported by this server",
                                         "type": "invalid_request_error", "param": "response_format"}})
