@@ -32,6 +32,8 @@ def _row(r: dict | None) -> dict | None:
     if r is None:
         return None
     out = dict(r)
+    if isinstance(out.get("aliases"), list):
+        return out
     try:
         out["aliases"] = json.loads(out.get("aliases") or "[]")
     except ValueError:

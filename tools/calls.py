@@ -76,6 +76,12 @@ def _score_turns(turns, scorecard: Scorecard, version: str, engine: str, client:
     return score_turns(turns, scorecard, version=version, engine=engine, llm=client)
 
 
+def _offline_version() -> str:
+    from tools.scoring import OFFLINE_ENGINE_VERSION
+
+    return OFFLINE_ENGINE_VERSION
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -389,20 +395,19 @@ def rescore(
     flips: list[dict] = []
     by_line: dict[str, dict[str, int]] = {}
     rescored = skipped = changed_calls = 0
-    engine_version = None
+    engine_version = client.engine_version if client is not None else _offline_version()
     for start in range(0, total, chunk):
         batch = todo[start:start + chunk]
         with store.transaction() as db:
             for meta in batch:
                 if not force and meta["scorecard_version"] == version and meta["engine"] == engine_name and (
-                        engine_version is None or meta["engine_version"] == engine_version):
+                        meta["engine_version"] == engine_version):
                     skipped += 1
                     continue
                 call = call_store.get_call(store, meta["id"], with_turns=True)
                 tr = Transcript.from_turn_dicts(call["turns"], format=call["format"] or "turns", source=call["source_name"] or "")
                 tr.assign_rep(call["rep_speaker"])
                 scored = _score_turns(tr.turns, card, version, engine_name, client)
-                engine_version = scored.engine_version
                 new = [{"line_id": ln.id, "verdict": ln.verdict, "turn": ln.turn, "quote": ln.quote, "reason": ln.reason}
                        for ln in scored.lines]
                 changes = call_store.update_scoring(store, call["id"], new, scorecard_version=version,

@@ -24,8 +24,7 @@ from typing import Any, Callable, Iterable
 from playbook.loader import PlaybookError
 from store.db import StoreError, now_iso
 from tools.calls import score_call
-from tools.transcripts import MAX_BYTES, TranscriptError, read_transcript
-from tools.transcripts.readers import _decode  # the readers' own byte decoding (UTF-8 / UTF-16 BOM)
+from tools.transcripts import MAX_BYTES, TranscriptError, decode_bytes, read_transcript
 
 log = logging.getLogger("coachloop")
 
@@ -159,7 +158,7 @@ def _read_bytes(data: bytes, source: str, fmt: str | None):
     if len(data) > MAX_BYTES:
         raise TranscriptError(source, f"file is {len(data) / 1048576:.1f} MB, over the {MAX_BYTES // 1048576} MB "
                                       "limit for one transcript; split it into one file per call")
-    return read_transcript(_decode(data, source), source=source, fmt=fmt)
+    return read_transcript(decode_bytes(data, source), source=source, fmt=fmt)
 
 
 def ingest_paths(
