@@ -259,6 +259,17 @@ def test_text_lowercase_labels_recurring_are_speakers():
     assert t.turns[2].text == "so, budget: do you have one"
 
 
+def test_text_markdown_bold_names():
+    t = read_transcript("**Priya Raman:** Hi Marcus.\n**Marcus Webb**: Hello.\n__Priya Raman__: So, budget?\n")
+    assert [(x.speaker, x.text) for x in t.turns] == [
+        ("Priya Raman", "Hi Marcus."), ("Marcus Webb", "Hello."), ("Priya Raman", "So, budget?")]
+
+
+def test_cue_timing_without_spaces_around_arrow():
+    t = read_transcript("WEBVTT\n\n00:00:01.000-->00:00:02.500\n<v A>hi</v>\n")
+    assert (t.turns[0].start, t.turns[0].end) == (1.0, 2.5)
+
+
 def test_text_names_with_apostrophes_and_accents():
     t = read_transcript("Megan O'Brien: Hi Luis.\nLuis Peña-Ortiz: Hola.\nDr. Anne van der Berg: Morning.\n")
     assert t.speakers == ["Megan O'Brien", "Luis Peña-Ortiz", "Dr. Anne van der Berg"]
@@ -298,6 +309,9 @@ def test_format_aliases_and_unknown_format():
 
 
 def test_forced_format_mismatch_is_an_error():
+    with pytest.raises(TranscriptError) as e:
+        read_path(FIX / "gong_grace_discovery.json", fmt="turns")
+    assert "turns JSON: no 'turns' list (top-level keys: requestId, records, callTranscripts, parties)" in str(e.value)
     with pytest.raises(TranscriptError) as e:
         read_transcript("Priya: hi\nMarcus: hello\n", source="a.vtt", fmt="vtt")
     assert e.value.line == 1 and "WEBVTT" in str(e.value)

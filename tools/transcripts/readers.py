@@ -338,8 +338,12 @@ _NAME_TS = re.compile(  # "Speaker 1 (00:00):" / "Priya Raman [00:01:02]: words"
     r"\s*:(?:\s+(?P<rest>.*))?$", re.S)
 
 
+_MD_NAME = re.compile(r"^(\*\*|__)([^*_:\n]{1,60}?)(:?)\1(:?)")
+
+
 def _text_line(s: str) -> tuple[str | None, str | None, str]:
     """(timestamp text or None, speaker name candidate or None, words) of one stripped line."""
+    s = _MD_NAME.sub(r"\2\3\4", s)  # "**Priya:** words" / "**Priya**: words" (Markdown notes)
     ts_raw, rest = None, s
     m = _TS_PREFIX.match(s)
     if m:
@@ -438,7 +442,7 @@ def _read_otter(text: str, source: str) -> tuple[list[Turn], dict]:
 # ---------------------------------------------------------------------------------------------
 # WebVTT and SRT
 
-_TIMING = re.compile(r"^\s*(?P<a>\S+)\s+-->\s+(?P<b>\S+)(?:\s+.*)?$")
+_TIMING = re.compile(r"^\s*(?P<a>\S+?)\s*-->\s*(?P<b>\S+)(?:\s+.*)?$")
 _VOICE = re.compile(r"<v(?:\.[^\s>]*)?(?:\s+(?P<name>[^>]*))?>", re.I)
 _TAGS = re.compile(r"</?(?:v|c|i|b|u|s|ruby|rt|lang|font|span)(?:[.\s][^>]*)?>|<\d{1,3}(?::\d{2}){1,2}(?:[.,]\d{1,3})?>", re.I)
 
@@ -654,6 +658,10 @@ def _read_turns(data: Any, source: str) -> tuple[list[Turn], dict]:
         for k, v in data.items():
             if k not in ("turns", "labels"):
                 meta[k] = v
+        if "turns" not in data:
+            keys = ", ".join(list(data)[:8]) or "none"
+            raise _err(source, None, f"turns JSON: no 'turns' list (top-level keys: {keys}); expected "
+                                     "{\"turns\": [{\"speaker\": ..., \"text\": ...}]}")
     else:
         turns, where = data, "top-level list"
     if not isinstance(turns, list):
