@@ -265,6 +265,17 @@ def test_text_markdown_bold_names():
         ("Priya Raman", "Hi Marcus."), ("Marcus Webb", "Hello."), ("Priya Raman", "So, budget?")]
 
 
+def test_detection_edge_cases():
+    assert detect_format("Priya: pricing --> later\nMarcus: ok\n") == "text"
+    assert detect_format("00:00:01,000 --> 00:00:02,000\nA: hi\n") == "srt"
+    assert detect_format("e5f4b6c1/1-0\n00:00:01.000 --> 00:00:02.000\n<v A>hi</v>\n") == "vtt"
+    with pytest.raises(TranscriptError) as e:  # WebVTT cues without the header: say so
+        read_transcript("1\n00:00:01.000 --> 00:00:02.000\nA: hi\n", source="zoom.vtt")
+    assert e.value.line == 1 and "expected the 'WEBVTT' header, found '1'" in str(e.value)
+    assert detect_format('  [ {"speaker": "A", "text": "x"} ]') == "turns"
+    assert detect_format("[00:00:01] A: hi") == "text"
+
+
 def test_cue_timing_without_spaces_around_arrow():
     t = read_transcript("WEBVTT\n\n00:00:01.000-->00:00:02.500\n<v A>hi</v>\n")
     assert (t.turns[0].start, t.turns[0].end) == (1.0, 2.5)

@@ -126,9 +126,12 @@ def detect_text_format(text: str) -> str:
     first = content[0][1]
     if first.startswith("WEBVTT"):
         return "vtt"
-    head = [s for _, s in content[:6]]
-    if "-->" in first or (len(head) > 1 and first.isdigit() and "-->" in head[1]):
-        return "srt"
+    # cue files: a timing on the first line, or after a cue id on the second
+    for cand in [s for _, s in content[:2]]:
+        m = _TIMING_LIKE.match(cand)
+        if m:
+            # SubRip writes 00:00:01,000; a '.' file is WebVTT that lost its header (the vtt reader says so)
+            return "srt" if "," in m.group(0) else "vtt"
     if _OTTER_HEADER.match(first) and not _TS_ONLY.match(first):
         nxt = content[1][1] if len(content) > 1 else ""
         if nxt and not _OTTER_HEADER.match(nxt):
@@ -330,6 +333,7 @@ def _json_line(text: str, path: str) -> int | None:
 _TS_PREFIX = re.compile(
     r"^(?:\[(?P<b>\d{1,3}:\d{1,3}(?::\d{1,3})?(?:[.,]\d{1,3})?)\]|\((?P<p>\d{1,3}:\d{1,3}(?::\d{1,3})?(?:[.,]\d{1,3})?)\)"
     r"|(?P<n>\d{1,3}:\d{1,3}(?::\d{1,3})?(?:[.,]\d{1,3})?)(?=\s|$))\s*(?:[-–—|]\s*)?(?P<rest>.*)$", re.S)
+_TIMING_LIKE = re.compile(r"^\s*\d[\d:.,]*\s*-->\s*\d")
 _TS_ONLY = re.compile(r"^[\[(]?\d{1,3}:\d{1,3}(?::\d{1,3})?(?:[.,]\d{1,3})?[\])]?$")
 
 
