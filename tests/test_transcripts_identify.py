@@ -135,3 +135,10 @@ def test_display_name_variants_last_first_and_company_suffix():
     t = read_transcript(text, source="teams.vtt")
     assert identify_rep(t, "Priya Raman", []) == "Raman, Priya (Ledgerline)"
     assert identify_rep(t, None, ["Jordan Pike", "priya raman"]) == "Raman, Priya (Ledgerline)"
+
+
+def test_transcript_without_speaker_names():
+    t = read_transcript("1\n00:00:01,000 --> 00:00:02,000\nhello\n\n2\n00:00:03,000 --> 00:00:04,000\nhi\n", source="c.srt")
+    with pytest.raises(TranscriptError) as e:
+        identify_rep(t, None, ["Priya Raman"])
+    assert "names no speakers" in str(e.value)

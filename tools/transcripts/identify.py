@@ -116,6 +116,9 @@ def identify_rep(transcript: Transcript, rep: str | None, roster: list[str]) -> 
         return internal[0]
 
     why = ""
+    if speakers == ["Unknown"]:
+        raise TranscriptError(src, "cannot tell which speaker is the rep: the transcript names no speakers (every "
+                                   "cue is unlabelled); export it with speaker names, e.g. Zoom's 'Name: words' captions")
     if ambiguous_first:
         why = f" (by first name, {_listing(ambiguous_first)} all match the roster)"
     elif len(internal) > 1:
