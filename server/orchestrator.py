@@ -208,7 +208,7 @@ class Orchestrator:
             raise StoreError(f"event {ev['id']} names gap {gap_id}, which is not in the store")
         if gap["status"] != "open":
             return []
-        r = remediate_gap(self.coach, gap["id"], difficulty=difficulty)
+        r = remediate_gap(self.coach, gap["id"], difficulty=difficulty, cause=ev["id"])
         sc, asg, gates = r["scenario"] or {}, r["assignment"] or {}, r["gates"] or []
         blocked = [g for g in gates if (g.get("status") == "blocked")]
         shadow = [g for g in gates if (g.get("status") == "shadow")]
@@ -253,8 +253,8 @@ class Orchestrator:
         sid = data.get("session_id") or data.get("session") or _subject_id(ev.get("subject"), "session")
         if not sid:
             return []
-        result = certify(self.coach, sid)
-        if not result or result.get("status") not in ("passed", "failed"):
+        result = certify(self.coach, sid, cause=ev["id"])
+        if not result or result.get("status") not in ("passed", "failed", "needs_manager"):
             # not a certifying session (no certification covers its scenario): nothing to judge
             return [Action(ev["id"], ev["type"], "practice.uncertified",
                            f"practice {sid} ended; {result.get('reason') if isinstance(result, dict) else 'no certification applies'}",
@@ -268,8 +268,11 @@ class Orchestrator:
         if status == "passed":
             text = f"practice {sid} passed: certified" + (f" {result.get('certification_id')}" if result.get("certification_id") else "") + \
                    "; gates lifted; the gap now waits for the next live call"
+        elif status == "needs_manager":
+            text = f"practice {sid} failed and used the last attempt: still blocked; a manager must review and lift the gate"
         else:
-            text = f"practice {sid} failed: still blocked; next practice assigned"
+            nxt = result.get("next_scenario") or ((result.get("next_assignment") or {}).get("scenario_ids") or [None])[0]
+            text = f"practice {sid} failed: still blocked; next practice assigned" + (f" ({nxt})" if nxt else "")
         return [Action(ev["id"], ev["type"], f"certification.{status}", text, ev.get("rep_id"), info)]
 
     # ------------------------------------------------------------------ conveniences

@@ -20,7 +20,7 @@ class FakeRemediation:
     def __init__(self, coach, fail_times=0):
         self.coach, self.fail_times, self.calls = coach, fail_times, []
 
-    def __call__(self, coach, gap_id, *, difficulty=None):
+    def __call__(self, coach, gap_id, *, difficulty=None, cause=None):
         store = coach.store
         gap = store.one("select * from gaps where id = ?", (gap_id,))
         with store.transaction() as db:

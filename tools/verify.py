@@ -95,10 +95,11 @@ def readiness(coach, gap: dict) -> dict:
     return {"ready": False, "by": None, "needs": "a passed practice on the gap's assignment"}
 
 
-def remediate_gap(coach, gap_id: int, *, difficulty: int | None = None) -> dict:
+def remediate_gap(coach, gap_id: int, *, difficulty: int | None = None, cause: int | None = None) -> dict:
     """Feedback + scenario from the gap's calls + learning path + gates, for a new or reopened gap.
 
-    Runs inside the caller's transaction when there is one. Returns what was done."""
+    Runs inside the caller's transaction when there is one; `cause` is recorded on the events
+    the steps append. Returns what was done."""
     from tools.feedback import gap_feedback
     from tools.gates import apply_gates_for_gap
     from tools.paths import assign_path
@@ -112,8 +113,8 @@ def remediate_gap(coach, gap_id: int, *, difficulty: int | None = None) -> dict:
     if difficulty is not None:
         kwargs["difficulty"] = difficulty
     scenario = generate_scenario(coach, gap_id, **kwargs)
-    assignment = assign_path(coach, gap["rep_id"], gap_id=gap_id)
-    gates = apply_gates_for_gap(coach, gap_id)
+    assignment = assign_path(coach, gap["rep_id"], gap_id=gap_id, cause=cause)
+    gates = apply_gates_for_gap(coach, gap_id, cause=cause)
     return {"gap_id": gap_id, "feedback": feedback, "scenario": scenario, "assignment": assignment, "gates": gates}
 
 
@@ -217,7 +218,7 @@ def verify_call(coach, call_id: int, *, cause: int | None = None, remediate: boo
                 out = dict(base, verdict=verdict, outcome="reopened", counted=True, reason=reason, difficulty=difficulty,
                            event_id=eid)
                 if remediate:
-                    out["remediation"] = remediate_gap(coach, gap["id"], difficulty=difficulty)
+                    out["remediation"] = remediate_gap(coach, gap["id"], difficulty=difficulty, cause=eid)
                 outcomes.append(out)
             else:
                 db["gaps"].update(gap["id"], {"details": dumps(details)})
