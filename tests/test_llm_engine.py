@@ -385,3 +385,48 @@ def test_score_many_honours_concurrency_and_order(fake_openai):
     assert [o.scorecard_version for i, o in enumerate(out) if i != 4] == [f"v{i}" for i in range(9) if i != 4]
     with pytest.raises(LLMError):
         score_many(items[4:5], c, return_exceptions=False)
+
+
+# ------------------------------------------------------------------ through the rest of coachloop
+
+
+def test_score_turns_delegates_to_the_llm_engine(fake_openai, client):
+    from tools.scoring import score_turns
+
+    fake_openai.reply_json(good_answer())
+    res = score_turns(turns(), SCORECARD, version="v1", engine="llm", llm=client)
+    assert res.engine == "llm" and line(res, "budget_confirmed").turn == 4
+
+
+def test_score_call_records_the_llm_engine_with_each_verdict(fake_openai, playbook_dir, tmp_path, monkeypatch):
+    """playbook.yaml's llm block -> tools.calls.score_call scores with the model, and the store keeps
+    the engine and its version with the call and with every verdict."""
+    calls = pytest.importorskip("tools.calls")
+    import yaml
+
+    from tools.context import Coach
+
+    for var in ("COACHLOOP_LLM_BASE_URL", "COACHLOOP_LLM_ENABLED", "COACHLOOP_LLM_MODEL"):
+        monkeypatch.delenv(var, raising=False)
+    pol = (playbook_dir / "playbook.yaml").read_text()
+    pol = pol.replace("  enabled: false\n  base_url: null\n", f"  enabled: true\n  base_url: {fake_openai.base_url}\n")
+    assert fake_openai.base_url in pol
+    (playbook_dir / "playbook.yaml").write_text(pol)
+    (playbook_dir / "scorecards").mkdir(exist_ok=True)
+    (playbook_dir / "scorecards" / "discovery-mini.yaml").write_text(
+        yaml.safe_dump(SCORECARD.model_dump(exclude_defaults=True), sort_keys=False))
+    coach = Coach(playbook_dir, tmp_path / "c.db")
+    try:
+        fake_openai.reply_json(good_answer())
+        out = calls.score_call(coach, Transcript(turns(), "turns"), rep="Priya Raman", scorecard_id="discovery-mini")
+        version = f"llm:gpt-4o-mini@{PROMPT_VERSION}"
+        assert out["engine"] == "llm" and out["engine_version"] == version
+        rows = coach.store.query("select line_id, verdict, turn, engine, engine_version from verdicts where call_id = ?",
+                                 [out["call"]])
+        assert len(rows) == len(SCORECARD.lines)
+        assert {(r["engine"], r["engine_version"]) for r in rows} == {("llm", version)}
+        assert {r["line_id"]: r["turn"] for r in rows}["budget_confirmed"] == 4
+        call = coach.store.one("select engine, engine_version from calls where id = ?", [out["call"]])
+        assert (call["engine"], call["engine_version"]) == ("llm", version)
+    finally:
+        coach.close()
