@@ -105,7 +105,8 @@ def run_demo(workdir: Path, *, say: Callable[[str], None] = lambda s: None) -> d
         for r in manifest["reps"]:
             row = upsert_rep(coach.store, r["name"], team=r.get("team"), segment=r.get("segment"), hire_date=r.get("hire_date"))
             reps.append(row["id"])
-        say(f"   reps: {', '.join(f'{r['name']} ({rid})' for r, rid in zip(manifest['reps'], reps))}")
+        names = ", ".join(f"{r['name']} ({rid})" for r, rid in zip(manifest["reps"], reps))
+        say(f"   reps: {names}")
         step("setup", "starter playbook and a new database", playbook=str(pb_dir), db=str(db_path), reps=reps, artifacts=counts)
         rep_id = reps[0]
         orch = Orchestrator(coach)
@@ -177,6 +178,11 @@ def run_demo(workdir: Path, *, say: Callable[[str], None] = lambda s: None) -> d
              feedback=fb, scenario_head=scen_text.splitlines()[:30])
 
         # ------------------------------------------------------------------ 5. the gate
+        def gap_gates() -> list[dict]:
+            return coach.store.query(
+                "select id, activity, status, certification_id from gates where gap_id = ? order by id", (gap["id"],)
+            )
+
         activities = list(coach.playbook.policy.gated_activities)
         checks = {act: gate_check(coach, rep_id, act) for act in activities}
         blocked = [a for a, c in checks.items() if c["status"] == "blocked"]
@@ -187,11 +193,15 @@ def run_demo(workdir: Path, *, say: Callable[[str], None] = lambda s: None) -> d
         if blocked:
             say(f"   to do: {checks[blocked[0]]['action']}")
         shadow = [a for a, c in checks.items() if c["status"] == "shadow"]
-        if not blocked and not shadow:
-            raise DemoError(f"step 5: {rep_id} is not gated on any activity after gap {gap['id']} opened")
+        own = gap_gates()
+        if not own:
+            raise DemoError(f"step 5: no gate was set for gap {gap['id']} ({gap['line_id']}): no certification covers the line")
+        watch = own[0]["activity"]
+        say(f"   gap {gap['id']}'s gates: " + ", ".join(f"{g['activity']} ({g['status']}, certification {g['certification_id']})" for g in own))
+        if any(g["status"] == "shadow" for g in own):
+            say("   (shadow: the line's rubric tests do not reach the certification's min_kappa yet, so the gate records but does not block)")
         step("gate", "rep blocked", checks={a: {"status": c["status"], "reason": c["reason"], "action": c.get("action")} for a, c in checks.items()},
-             blocked=blocked, shadow=shadow)
-        watch = (blocked or shadow)[0]
+             blocked=blocked, shadow=shadow, gap_gates=own)
 
         # ------------------------------------------------------------------ 6/7. practice
         from store import loop as q
@@ -218,20 +228,22 @@ def run_demo(workdir: Path, *, say: Callable[[str], None] = lambda s: None) -> d
             for a in acts:
                 say(f"   - {a['text']}")
             check = gate_check(coach, rep_id, watch)
-            say(f"   gate_check({rep_id}, {watch}) -> {check['status'].upper()}")
+            own = gap_gates()
+            say(f"   gate_check({rep_id}, {watch}) -> {check['status'].upper()}; gap {gap['id']}'s gates: "
+                + ", ".join(f"{g['activity']} {g['status']}" for g in own))
             return {"session_id": s["session_id"], "scenario_id": scenario_id, "passed": ended["passed"], "verdicts": ended["verdicts"],
                     "certification": cert["kind"].split(".", 1)[1] if cert else None, "gate": check["status"],
-                    "actions": [a["text"] for a in acts]}
+                    "gap_gates": own, "actions": [a["text"] for a in acts]}
 
         p1 = practise("fail", 6)
-        if p1["passed"] or p1["certification"] != "failed" or p1["gate"] == "allowed":
+        if p1["passed"] or p1["certification"] != "failed" or all(g["status"] == "lifted" for g in p1["gap_gates"]):
             raise DemoError(f"step 6: the weak practice should fail certification and keep the gate: {p1}")
         step("practice_failed", "scripted practice failed, still blocked", **p1)
         p2 = practise("pass", 7)
         if not p2["passed"] or p2["certification"] != "passed":
             raise DemoError(f"step 7: the good practice should pass certification: {p2}")
-        if p2["gate"] == "blocked":
-            raise DemoError(f"step 7: certified but {watch} is still blocked: {p2}")
+        if any(g["status"] != "lifted" for g in p2["gap_gates"]):
+            raise DemoError(f"step 7: certified but gap {gap['id']}'s gates are not all lifted: {p2['gap_gates']}")
         step("practice_passed", "scripted practice passed, certified, gate lifted", **p2)
 
         # ------------------------------------------------------------------ 8. verification
