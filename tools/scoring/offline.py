@@ -1,0 +1,445 @@
+"""The offline engine: deterministic, no network, generic.
+
+All domain knowledge lives in the scorecard file; this module only knows language. For each
+rubric line it reads:
+
+- `speaker` (rep / buyer / any): whose turns can pass it. Words the other side volunteers never
+  pass a rep line.
+- `where` (opening / any / closing, with the scorecard's `opening_turns` / `closing_turns`).
+- `kind`:
+  - `question`: the matching words must sit in a clause that is a question (see `text.py`: works
+    without question marks). A match preceded by "our/we/my" ("our budget-friendly plan") is a
+    pitch, not a question, and does not count. A question line with no phrases/patterns/examples
+    accepts any real question (small talk excepted): "continues discovery with a question".
+  - `statement`: the words must be said (any sentence); a negated match ("we don't have an agenda")
+    does not count.
+  - `agreement`: the line speaker proposes something that matches (e.g. a specific day or time)
+    and the other side accepts it (`agree_patterns`, unless `refuse_patterns` hold them off).
+    Evidence is the line speaker's confirmation after the acceptance when there is one, else the
+    accepted proposal.
+- `phrases` (plain words, normalised like the transcript), `patterns` (regular expressions over
+  the normalised text: lowercase, no punctuation, fillers removed), `examples` (whole utterances:
+  a clause that contains nearly all of an example's content words matches).
+- `not_phrases` / `not_patterns`: a clause they match cannot carry a pass.
+- `before_first_question`: only counts before the rep's first real question (an agenda).
+- `min_answer_words`: the other side's next turn must answer with at least that many words.
+- `trigger`: the line is `na` until the trigger fires (trigger speaker's words matching its
+  phrases/patterns, not its `not_patterns`, and not right after an `unless_after` turn); then it
+  is judged on the line speaker's reply (`scope: reply`), on anything after (`after`), or on the
+  whole call (`call`). A failed triggered line names the reply that fell short.
+
+The scorecard's `small_talk` patterns name courtesy/logistics questions ("can you hear me",
+"can you see my screen") that are not discovery.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from playbook.models import RubricLine, Scorecard
+
+from . import OFFLINE_ENGINE, OFFLINE_ENGINE_VERSION, CallScore, LineVerdict, weighted_score
+from .text import CallText, Sentence, TurnText, analyse_call, content_stems, normalise
+
+MAX_QUOTE = 300
+PITCH_BEFORE = {"our", "we", "we're", "we've", "we'll", "we'd", "my", "us", "i'll"}
+NEGATION = {"not", "no", "never", "don't", "didn't", "won't", "can't", "cannot", "without", "isn't", "aren't", "wasn't", "doesn't", "nothing"}
+
+
+# --------------------------------------------------------------------------- compiled lines
+
+
+@dataclass
+class Compiled:
+    pos: list[re.Pattern]
+    neg: list[re.Pattern]
+    examples: list[set[str]]
+    agree: list[re.Pattern]
+    refuse: list[re.Pattern]
+    trig: list[re.Pattern]
+    trig_neg: list[re.Pattern]
+    unless: list[re.Pattern]
+
+
+def _phrase_re(phrase: str) -> re.Pattern | None:
+    norm = normalise(phrase)
+    if not norm:
+        return None
+    return re.compile(r"(?<![\w'])" + re.escape(norm) + r"(?![\w'])")
+
+
+def _rx(pattern: str) -> re.Pattern:
+    try:
+        return re.compile(pattern, re.I)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+
+
+def _compile_list(phrases: list[str], patterns: list[str]) -> list[re.Pattern]:
+    out = [r for r in (_phrase_re(p) for p in phrases) if r is not None]
+    out.extend(_rx(p) for p in patterns)
+    return out
+
+
+@lru_cache(maxsize=512)
+def _compile_line(line_json: str) -> Compiled:
+    line = RubricLine.model_validate_json(line_json)
+    trig = line.trigger
+    return Compiled(
+        pos=_compile_list(line.phrases, line.patterns),
+        neg=_compile_list(line.not_phrases, line.not_patterns),
+        examples=[s for s in (content_stems(normalise(e)) for e in line.examples) if len(s) >= 3],
+        agree=[_rx(p) for p in line.agree_patterns],
+        refuse=[_rx(p) for p in line.refuse_patterns],
+        trig=_compile_list(trig.phrases, trig.patterns) if trig else [],
+        trig_neg=[_rx(p) for p in trig.not_patterns] if trig else [],
+        unless=[_rx(p) for p in trig.unless_after] if trig else [],
+    )
+
+
+@lru_cache(maxsize=128)
+def _compile_small_talk(patterns: tuple[str, ...]) -> list[re.Pattern]:
+    return [_rx(p) for p in patterns]
+
+
+# --------------------------------------------------------------------------- matching
+
+
+@dataclass
+class Hit:
+    turn: int
+    sentence: int
+    clause: int  # clause index within the turn
+    quote: str
+    what: str  # the words that matched
+
+
+def _quote(tt: TurnText, sent: Sentence, a: int, b: int, from_clause: int | None = None) -> str:
+    """The sentence holding the match, trimmed to about MAX_QUOTE characters around it."""
+    text = tt.original
+    s0, s1 = sent.start, sent.end
+    if s1 - s0 <= MAX_QUOTE:
+        return text[s0:s1].strip()
+    ms, me = sent.span_of(a, b)
+    if from_clause is not None:
+        c = sent.clauses[from_clause]
+        if c.words:
+            ms = min(ms, c.words[0].start)
+    start = max(s0, min(ms, me - MAX_QUOTE // 2))
+    if start > s0:  # back to a word start
+        sp = text.rfind(" ", s0, start)
+        start = sp + 1 if sp >= s0 else s0
+    end = min(s1, start + MAX_QUOTE)
+    if end < s1:
+        sp = text.rfind(" ", start, end)
+        end = sp if sp > me else end
+    return text[start:end].strip(" ,;-—")
+
+
+def _pitch_or_negated(sent: Sentence, a: int, kind: str) -> bool:
+    before = sent.text[:a].split()[-3:]
+    if kind == "question":
+        return bool(before) and (before[-1] in PITCH_BEFORE or len(before) >= 2 and before[-2] in PITCH_BEFORE)
+    return any(w in NEGATION for w in before)
+
+
+def _clause_small_talk(text: str, small: list[re.Pattern]) -> bool:
+    return any(p.search(text) for p in small)
+
+
+def _example_hits(sent: Sentence, comp: Compiled) -> list[tuple[int, int]]:
+    """Spans (a, b) in sent.text of clauses that contain nearly all of an example's content words."""
+    out = []
+    if not comp.examples:
+        return out
+    pos = 0
+    for c in sent.clauses:
+        stems = content_stems(c.text)
+        ln = len(c.text)
+        for ex in comp.examples:
+            if len(ex & stems) >= max(3, int(0.8 * len(ex) + 0.999)):
+                out.append((pos, pos + max(ln, 1)))
+                break
+        pos += ln + 1
+    return out
+
+
+def match_turn(
+    tt: TurnText,
+    line: RubricLine,
+    comp: Compiled,
+    small: list[re.Pattern],
+    *,
+    kind: str | None = None,
+    before: tuple[int, int] | None = None,
+) -> Hit | None:
+    """The first place in this turn where the line's words are said the way the line wants."""
+    kind = kind or line.kind
+    any_question = kind == "question" and not comp.pos and not comp.examples
+    for si, sent in enumerate(tt.sentences):
+        if not sent.text:
+            continue
+        banned: set[int] = set()
+        for rx in comp.neg:
+            for m in rx.finditer(sent.text):
+                banned.update(sent.clauses_in(m.start(), m.end()))
+        spans: list[tuple[int, int, str]] = []
+        if any_question:
+            pos = 0
+            for ci, c in enumerate(sent.clauses):
+                spans.append((pos, pos + max(len(c.text), 1), c.text))
+                pos += len(c.text) + 1
+        else:
+            for rx in comp.pos:
+                for m in rx.finditer(sent.text):
+                    spans.append((m.start(), max(m.end(), m.start() + 1), m.group(0)))
+            for a, b in _example_hits(sent, comp):
+                spans.append((a, b, "example"))
+        spans.sort(key=lambda s: (s[0], s[1]))
+        for a, b, what in spans:
+            cis = sent.clauses_in(a, b)
+            if not cis or any(ci in banned for ci in cis):
+                continue
+            if before is not None and (si, sent.clauses[cis[0]].index) > before:
+                continue
+            if kind == "question":
+                qcs = [ci for ci in cis if sent.clauses[ci].question and not _clause_small_talk(sent.clauses[ci].text, small)]
+                if not qcs:
+                    continue
+                if what != "example" and not any_question and _pitch_or_negated(sent, a, "question"):
+                    continue
+                ci = qcs[0]
+            else:
+                if what != "example" and _pitch_or_negated(sent, a, "statement"):
+                    continue
+                ci = cis[0]
+            return Hit(tt.index, si, sent.clauses[ci].index, _quote(tt, sent, a, b, ci), what)
+    return None
+
+
+def first_real_question(call: CallText, small: list[re.Pattern], role: str = "rep") -> tuple[int, int, int] | None:
+    """(turn, sentence, clause index) of the first question by `role` that is not small talk."""
+    for tt in call.turns:
+        if tt.role != role:
+            continue
+        for si, sent in enumerate(tt.sentences):
+            for c in sent.clauses:
+                if c.question and not _clause_small_talk(c.text, small) and len(c.words) >= 2:
+                    return tt.index, si, c.index
+    return None
+
+
+# --------------------------------------------------------------------------- judging one line
+
+
+def _speaker_ok(line_speaker: str, role: str) -> bool:
+    if line_speaker == "any":
+        return True
+    if line_speaker == "rep":
+        return role == "rep"
+    return role != "rep"
+
+
+def _in_window(line: RubricLine, card: Scorecard, idx: int, n: int) -> bool:
+    if line.where == "opening":
+        return idx < card.opening_turns
+    if line.where == "closing":
+        return idx >= n - card.closing_turns
+    return True
+
+
+def _answered(call: CallText, hit: Hit, line: RubricLine, min_words: int) -> bool:
+    role = call.turns[hit.turn].role
+    for tt in call.turns[hit.turn + 1:]:
+        if tt.role != role if line.speaker != "any" else tt.speaker != call.turns[hit.turn].speaker:
+            return tt.n_words >= min_words
+    return False
+
+
+def _any(rxs: list[re.Pattern], text: str) -> re.Match | None:
+    for rx in rxs:
+        m = rx.search(text)
+        if m:
+            return m
+    return None
+
+
+def _trigger_turns(call: CallText, line: RubricLine, comp: Compiled) -> list[int]:
+    trig = line.trigger
+    fired = []
+    for tt in call.turns:
+        if not _speaker_ok(trig.speaker, tt.role):
+            continue
+        ok = False
+        for sent in tt.sentences:
+            for rx in comp.trig:
+                m = rx.search(sent.text)
+                if m and not any(n.search(sent.text) for n in comp.trig_neg):
+                    ok = True
+                    break
+            if ok:
+                break
+        if not ok:
+            continue
+        if comp.unless:
+            prev = next((p for p in reversed(call.turns[: tt.index]) if p.role != tt.role), None)
+            if prev is not None and _any(comp.unless, prev.text):
+                continue
+        fired.append(tt.index)
+    return fired
+
+
+def _fail_reason(line: RubricLine, default: str) -> str:
+    return line.fail_reason or default
+
+
+def judge_line(call: CallText, line: RubricLine, card: Scorecard, small: list[re.Pattern],
+               first_q: tuple[int, int, int] | None) -> LineVerdict:
+    comp = _compile_line(line.model_dump_json())
+    n = len(call.turns)
+    cands = [t for t in call.turns if _speaker_ok(line.speaker, t.role) and _in_window(line, card, t.index, n)]
+    replies: list[int] = []
+    if line.trigger is not None:
+        fired = _trigger_turns(call, line, comp)
+        if not fired:
+            why = line.trigger.description or "the trigger never fired"
+            return LineVerdict(id=line.id, verdict="na", reason=f"not applicable: {why}")
+        scope = line.trigger.scope
+        if scope == "reply":
+            for f in fired:
+                nxt = next((t.index for t in call.turns[f + 1:] if _speaker_ok(line.speaker, t.role)), None)
+                if nxt is not None and nxt not in replies:
+                    replies.append(nxt)
+            cands = [t for t in cands if t.index in replies]
+        elif scope == "after":
+            cands = [t for t in cands if t.index > fired[0]]
+            replies = [t.index for t in cands[:1]]
+    if line.kind == "agreement":
+        return _judge_agreement(call, line, comp, cands)
+    before = None
+    for tt in cands:
+        if line.before_first_question and first_q is not None:
+            if tt.index > first_q[0]:
+                break
+            if tt.index == first_q[0]:
+                before = (first_q[1], first_q[2])
+        hit = match_turn(tt, line, comp, small, before=before)
+        if hit is None:
+            continue
+        if line.min_answer_words and not _answered(call, hit, line, line.min_answer_words):
+            continue
+        return LineVerdict(id=line.id, verdict="pass", turn=hit.turn, quote=hit.quote, reason=_pass_reason(line, hit))
+    if line.trigger is not None:
+        turn = replies[0] if replies else None
+        quote = _short(call.turns[turn].original) if turn is not None else None
+        return LineVerdict(id=line.id, verdict="fail", turn=turn, quote=quote,
+                           reason=_fail_reason(line, "the reply did not do what the line asks"))
+    default = {
+        "question": "the rep never asked this",
+        "statement": "never said",
+        "agreement": "nothing specific was agreed",
+    }[line.kind]
+    if line.before_first_question:
+        default = "not stated before the first question"
+    elif line.where == "opening":
+        default += " in the opening"
+    elif line.where == "closing":
+        default += " in the closing"
+    return LineVerdict(id=line.id, verdict="fail", reason=_fail_reason(line, default))
+
+
+def _pass_reason(line: RubricLine, hit: Hit) -> str:
+    verb = {"question": "asked", "statement": "said", "agreement": "agreed"}[line.kind]
+    what = "" if hit.what in ("example", "") else f" ('{hit.what[:60]}')"
+    return f"{verb} in turn {hit.turn}{what}"
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    if len(text) <= MAX_QUOTE:
+        return text
+    cut = text.rfind(" ", 0, MAX_QUOTE)
+    return text[: cut if cut > 0 else MAX_QUOTE]
+
+
+def _judge_agreement(call: CallText, line: RubricLine, comp: Compiled, cands: list[TurnText]) -> LineVerdict:
+    """Line speaker proposes (phrases/patterns), the other side accepts (agree_patterns)."""
+    def item(tt: TurnText) -> Hit | None:
+        return match_turn(tt, line, comp, [], kind="statement")
+
+    def agrees(tt: TurnText) -> bool:
+        if not _any(comp.agree, tt.text):
+            return False
+        return not _any(comp.refuse, tt.text) or item(tt) is not None
+
+    def refuses(tt: TurnText) -> bool:
+        return _any(comp.refuse, tt.text) is not None and not (item(tt) is not None and _any(comp.agree, tt.text))
+
+    turns = call.turns
+    line_role = {tt.index: tt for tt in cands}
+    accepted: Hit | None = None
+    for tt in cands:
+        hit = item(tt)
+        if hit is None:
+            continue
+        # 1. confirmation: the other side just accepted (or proposed) something specific
+        prev_other = []
+        k = tt.index - 1
+        while k >= 0 and not _speaker_ok(line.speaker, turns[k].role):
+            prev_other.append(turns[k])
+            k -= 1
+        prev_own = turns[k] if k >= 0 else None
+        if prev_other and not any(refuses(b) for b in prev_other):
+            own_item = prev_own is not None and item(prev_own) is not None
+            for b in prev_other:
+                if agrees(b) and (item(b) is not None or own_item) or item(b) is not None and _any(comp.agree, tt.text):
+                    return LineVerdict(id=line.id, verdict="pass", turn=tt.index, quote=hit.quote,
+                                       reason=f"agreed and confirmed in turn {tt.index} ('{hit.what[:60]}')")
+        # 2. proposal accepted by the other side's next turn(s)
+        if accepted is None:
+            nxt = []
+            for b in turns[tt.index + 1:]:
+                if _speaker_ok(line.speaker, b.role):
+                    break
+                nxt.append(b)
+            if nxt and any(agrees(b) for b in nxt) and not any(refuses(b) for b in nxt):
+                accepted = hit
+    if accepted is not None:
+        return LineVerdict(id=line.id, verdict="pass", turn=accepted.turn, quote=accepted.quote,
+                           reason=f"proposed in turn {accepted.turn} and accepted ('{accepted.what[:60]}')")
+    del line_role
+    default = "nothing specific was proposed and accepted"
+    if line.where == "closing":
+        default += " in the closing"
+    return LineVerdict(id=line.id, verdict="fail", reason=_fail_reason(line, default))
+
+
+# --------------------------------------------------------------------------- the call
+
+
+def score_offline(turns: list, scorecard: Scorecard, *, version: str = "") -> CallScore:
+    """Score one call's turns against a scorecard with the offline engine."""
+    turns = list(getattr(turns, "turns", turns))
+    for i, t in enumerate(turns):
+        if isinstance(t, dict):
+            from tools.transcripts.model import Turn
+
+            turns[i] = Turn(**{k: v for k, v in t.items() if k in Turn.__dataclass_fields__})
+    if turns and not any(t.role == "rep" for t in turns):
+        raise ValueError(
+            f"cannot score against scorecard '{scorecard.id}': no turn has role 'rep' "
+            "(identify the rep first, e.g. Transcript.assign_rep(name) or --rep NAME)"
+        )
+    call = analyse_call(turns)
+    small = _compile_small_talk(tuple(scorecard.small_talk))
+    first_q = first_real_question(call, small)
+    lines = [judge_line(call, ln, scorecard, small, first_q) for ln in scorecard.lines]
+    return CallScore(
+        scorecard=scorecard.id,
+        scorecard_version=version,
+        engine=OFFLINE_ENGINE,
+        engine_version=OFFLINE_ENGINE_VERSION,
+        lines=lines,
+        score=weighted_score(lines, scorecard),
+    )

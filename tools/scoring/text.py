@@ -1,0 +1,469 @@
+"""Text analysis for the offline engine: generic, language-level, no domain knowledge.
+
+Works on clean punctuated transcripts and on raw speech-recognition text (lowercase, no
+punctuation, fillers, run-on turns). A turn becomes sentences, a sentence becomes clauses, and
+every clause is marked as a question or not:
+
+- Normalisation: lowercase, curly quotes, `a.m.` -> `am`, hyphens and slashes split into words,
+  a few spoken contractions (`gonna` -> `going to`), fillers dropped (`um`, `uh`, `you know`,
+  `i mean`), stutters collapsed (`the the`).
+- Sentences: split at `.`, `?`, `!` (abbreviations and `10 a.m. Eastern` kept together).
+- Clauses: split at `;`, `:`, dashes, fillers, and before discourse words (`so`, `and`, `but`,
+  `or`, `okay`, `yeah`, ...). Speech-recognition text has no punctuation, so these are what
+  separate a pitch from the question that follows it.
+- Questions: a sentence ending in `?` (in a punctuated call), or - wherever punctuation is
+  missing - a clause with an interrogative shape: a wh-word followed by an auxiliary or by a short
+  noun phrase and an inverted auxiliary (`what pos are you on`), an auxiliary before its subject
+  (`is there`, `do you`, `have you guys`), `who else`, `what happens`, `how about`, an in-situ
+  `on what platform`, or an ask (`tell me about`, `walk me through`, `help me understand`).
+  Embedded wh-clauses (`here's what we do`, `see what each rep is doing`) are not questions.
+
+`analyse_call(turns)` returns `CallText` with one `TurnText` per turn; offsets map every
+normalised word back to the original text so quotes are the transcript's own words.
+"""
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+
+# --------------------------------------------------------------------------- word lists
+
+FILLERS = {"um", "umm", "uh", "uhh", "uhm", "erm", "er", "ah", "hmm", "hm", "mm", "mmm", "mhm", "mm-hmm", "uh-huh"}
+STUTTER = {"i", "the", "a", "an", "and", "so", "we", "you", "it", "to", "is", "that", "of", "but", "or", "in", "on", "for", "like"}
+DISCOURSE = {
+    "so", "and", "but", "or", "okay", "yeah", "yep", "yes", "cool", "alright", "great", "perfect",
+    "awesome", "gotcha", "nice", "anyway", "also", "plus", "because", "cause", "then", "now", "well",
+}
+AUX = {
+    "is", "are", "was", "were", "do", "does", "did", "have", "has", "had", "can", "could", "would",
+    "will", "should", "shall", "may", "might", "must", "am",
+    "isn't", "aren't", "wasn't", "weren't", "don't", "doesn't", "didn't", "haven't", "hasn't",
+    "can't", "couldn't", "wouldn't", "won't", "shouldn't",
+}
+SUBJ = {
+    "you", "there", "it", "that", "this", "they", "we", "i", "he", "she", "your", "y'all", "anyone",
+    "anybody", "someone", "somebody", "anything", "everyone", "the", "these", "those", "any", "something",
+    "our", "my", "his", "her", "their", "a", "an", "each", "every", "everything", "things", "people",
+}
+INVERT_SUBJ = {"you", "there", "y'all", "anyone", "anybody", "someone", "somebody", "anything"}
+PRON = {
+    "i", "we", "you", "they", "he", "she", "it", "i'm", "we're", "you're", "they're", "it's", "i've", "we've",
+    "you've", "they've", "i'd", "we'd", "you'd", "they'd", "i'll", "we'll", "you'll", "they'll", "he's",
+    "she's", "there's", "that's", "this",
+}
+WH = {"what", "how", "who", "when", "where", "why", "which", "whose", "whom"}
+WH_CONTR = {
+    "what's", "how's", "who's", "when's", "where's", "why's", "what're", "who're", "what'd", "how'd",
+    "who'd", "where'd", "what'll", "who'll", "when'd",
+}
+WH_EXT = {"much", "many", "long", "big", "often", "soon", "far", "large", "quickly", "fast", "kind", "type", "sort"}
+SUBJECT_WH_VERBS = {
+    "else", "happens", "happened", "made", "makes", "drove", "drives", "brought", "brings", "prompted",
+    "prompts", "changed", "caused", "causes", "keeps", "kept", "led", "worries", "matters", "owns", "signs",
+    "decides", "approves", "handles", "runs", "gets", "needs", "has", "would've", "triggered", "sparked",
+}
+EMBED_BEFORE = {
+    "here's", "that's", "this", "is", "know", "see", "show", "understand", "exactly", "of", "about", "matter",
+    "whatever", "just", "regardless", "explain", "saw", "showed", "shows", "decide", "learn", "knows", "hear",
+    "told", "tell", "ask", "asked", "wonder", "sure",
+}
+STATEMENT_WH = re.compile(
+    r"^(what's|what is) (really |super |so |also |the )?(nice|cool|great|neat|important|interesting|unique|different|"
+    r"special|powerful|awesome|best|key|beautiful|good|funny|crazy|wild|amazing)\b"
+)
+ASK = re.compile(
+    r"\b(tell me|tell us|walk me through|walk us through|talk me through|help me understand|help me get|"
+    r"give me a sense|paint me a picture|i'm curious|i am curious|curious (about|how|what|why|whether|if|who|when)|"
+    r"(i'd|i would|we'd|we would) love to (hear|know|understand|learn)|i wonder (if|whether|what|how|who|when)|"
+    r"can i ask|could i ask|may i ask|let me ask)\b"
+)
+IN_SITU = re.compile(r"\b(on|in|with|using|at|from|for|to) (what|which)( \w+){0,2}$")
+CONFIRM_TAG = re.compile(r"(^|\b)(is that right|is that correct|correct|right|am i right|did i get that right|fair to say)$")
+SOFT_TAG = re.compile(
+    r"^(does that|that|would that|will that|do those|can that)? ?(make sense|sound good|sounds good|sound ok|sound okay|"
+    r"sound fair|sound right|work|work for you|okay|ok|fair|alright|good)$"
+)
+ABBREV = {"a.m", "p.m", "am", "pm", "mr", "mrs", "ms", "dr", "vs", "etc", "e.g", "i.e", "st", "inc", "jr", "sr", "no", "approx", "u.s"}
+TZ_WORDS = {"eastern", "central", "pacific", "mountain", "et", "ct", "pt", "mt", "est", "edt", "pst", "pdt", "cst", "cdt",
+            "gmt", "utc", "bst", "cet", "your", "my", "our", "their", "his", "her", "on", "at", "in", "to", "with", "and",
+            "for", "or", "plus", "then", "tomorrow", "today", "next", "this"}
+SPOKEN = {"gonna": ["going", "to"], "wanna": ["want", "to"], "gotta": ["got", "to"], "kinda": ["kind", "of"],
+          "sorta": ["sort", "of"], "lemme": ["let", "me"], "whats": ["what's"], "hows": ["how's"], "dont": ["don't"],
+          "thats": ["that's"], "theres": ["there's"], "youre": ["you're"], "doesnt": ["doesn't"], "didnt": ["didn't"],
+          "isnt": ["isn't"], "cant": ["can't"], "wont": ["won't"], "ok": ["okay"], "o.k": ["okay"], "whos": ["who's"],
+          "whens": ["when's"], "wheres": ["where's"], "im": ["i'm"], "ya": ["you"], "y'know": ["you", "know"],
+          "cuz": ["cause"], "'cause": ["cause"], "yup": ["yep"]}
+
+TOKEN_RE = re.compile(r"[\w$£€#@][\w$£€%'’.,:/&+@#-]*[\w%]|[\w$£€%]")
+SPLIT_INNER = re.compile(r"(?<=[a-z])[-/](?=[a-z])|(?<=\d)[-/](?=[a-z])|(?<=[a-z])[-/](?=\d)|(?<=\d)-(?=\d)")
+
+
+# --------------------------------------------------------------------------- structures
+
+
+@dataclass
+class Word:
+    norm: str
+    start: int  # span in the original text
+    end: int
+
+
+@dataclass
+class Clause:
+    words: list[Word]
+    text: str  # normalised words joined by single spaces
+    question: bool = False
+    cue: bool = False  # has its own interrogative shape
+    index: int = 0  # position in the turn (clause order)
+
+
+@dataclass
+class Sentence:
+    start: int
+    end: int
+    ends_q: bool
+    clauses: list[Clause] = field(default_factory=list)
+    text: str = ""  # normalised, clauses joined by single spaces
+    offsets: list[int] = field(default_factory=list)  # start of each word in `text`
+    word_clause: list[int] = field(default_factory=list)  # clause index (within sentence) of each word
+    words: list[Word] = field(default_factory=list)
+
+    def clause_at(self, pos: int) -> int:
+        i = bisect.bisect_right(self.offsets, pos) - 1
+        return self.word_clause[max(i, 0)] if self.word_clause else 0
+
+    def clauses_in(self, a: int, b: int) -> list[int]:
+        if not self.words:
+            return []
+        i = max(bisect.bisect_right(self.offsets, a) - 1, 0)
+        j = max(bisect.bisect_right(self.offsets, max(a, b - 1)) - 1, 0)
+        return sorted({self.word_clause[k] for k in range(i, j + 1)})
+
+    def span_of(self, a: int, b: int) -> tuple[int, int]:
+        """Original character span of the normalised range [a, b)."""
+        i = max(bisect.bisect_right(self.offsets, a) - 1, 0)
+        j = max(bisect.bisect_right(self.offsets, max(a, b - 1)) - 1, 0)
+        return self.words[i].start, self.words[j].end
+
+
+@dataclass
+class TurnText:
+    index: int
+    role: str
+    speaker: str
+    original: str
+    sentences: list[Sentence]
+    text: str  # whole turn normalised
+    n_words: int
+
+    @property
+    def clauses(self) -> list[Clause]:
+        return [c for s in self.sentences for c in s.clauses]
+
+
+@dataclass
+class CallText:
+    turns: list[TurnText]
+    punctuated: bool  # the call uses question marks: trust them
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+def _norm_token(tok: str) -> list[str]:
+    t = tok.lower().replace("’", "'").replace("‘", "'")
+    t = t.strip("'.,:")
+    if not t:
+        return []
+    if t in ("a.m", "a.m.", "p.m", "p.m."):
+        return [t[0] + "m"]
+    if re.fullmatch(r"(?:[a-z]\.){2,}[a-z]?", t + ("." if not t.endswith(".") else "")):
+        t = t.replace(".", "")
+    if t in SPOKEN:
+        return list(SPOKEN[t])
+    # numbers keep their inner punctuation ($1,200 / 7:30 / 1.5); words lose it
+    if not re.search(r"\d", t):
+        t = re.sub(r"[.,:]", " ", t)
+    parts = SPLIT_INNER.sub(" ", t).split()
+    out: list[str] = []
+    for p in parts:
+        out.extend(SPOKEN.get(p, [p]))
+    return out
+
+
+def normalise(text: str) -> str:
+    """Normalise a free text (a phrase, an example) the same way transcripts are normalised."""
+    words = [Word(n, 0, 0) for m in TOKEN_RE.finditer(text) for n in _norm_token(m.group(0))]
+    kept, _ = _drop_fillers(words, [])
+    return " ".join(w.norm for w in kept)
+
+
+def _drop_fillers(words: list[Word], breaks: list[bool]) -> tuple[list[Word], list[bool]]:
+    """Remove fillers and stutters. `breaks[i]` says a clause boundary precedes word i; removed
+    fillers leave a boundary behind them."""
+    if not breaks:
+        breaks = [False] * len(words)
+    out: list[Word] = []
+    obr: list[bool] = []
+    pending = False
+    n = len(words)
+    i = 0
+    while i < n:
+        w = words[i].norm
+        nxt = words[i + 1].norm if i + 1 < n else ""
+        prev = out[-1].norm if out else ""
+        if breaks[i]:
+            pending = True
+        if w in FILLERS:
+            pending = True
+            i += 1
+            continue
+        if w == "you" and nxt == "know" and prev not in {"do", "did", "would", "does", "you'd", "i'd", "we'd", "to", "don't", "didn't", "let", "let's", "might"}:
+            after = words[i + 2].norm if i + 2 < n else ""
+            if after not in {"if", "whether", "what", "how", "who", "when", "where", "why", "which", "that", "about", "of", "the", "anyone", "anybody", "someone"}:
+                pending = True
+                i += 2
+                continue
+        if w == "i" and nxt == "mean" and prev not in {"do", "did", "what", "if"}:
+            pending = True
+            i += 2
+            continue
+        if out and w == prev and w in STUTTER:
+            i += 1
+            continue
+        out.append(words[i])
+        obr.append(pending)
+        pending = False
+        i += 1
+    return out, obr
+
+
+# --------------------------------------------------------------------------- question shape
+
+
+def _wh_question(ws: list[str], j: int) -> bool:
+    """Is the wh-word at position j the head of a direct question?"""
+    w = ws[j]
+    prev = ws[j - 1] if j > 0 else ""
+    if prev in EMBED_BEFORE or prev in PRON and prev not in {"this"}:
+        return False
+    if w in WH_CONTR:
+        rest = " ".join(ws[j:])
+        return not STATEMENT_WH.match(rest)
+    nxt = ws[j + 1] if j + 1 < len(ws) else ""
+    if w == "how" and nxt in {"about", "come"}:
+        return True
+    if w == "what" and nxt == "about":
+        return True
+    if w == "why" and nxt == "not":
+        return True
+    if nxt in AUX:
+        if w == "what" and nxt == "is":  # "what is nice is ..."
+            return not STATEMENT_WH.match(" ".join(ws[j:]))
+        return True
+    if w in {"who", "what"} and nxt in SUBJECT_WH_VERBS:
+        return True
+    if w == "who" and j == 0:
+        return True
+    # wh + short noun phrase + auxiliary + subject: "what pos are you on", "how many temps are you"
+    k = j + 1
+    limit = min(len(ws), j + 6)
+    while k < limit:
+        t = ws[k]
+        if t in PRON and t not in {"this"}:
+            return False
+        if t in AUX:
+            after = ws[k + 1] if k + 1 < len(ws) else ""
+            return after in SUBJ or after in PRON or after in {"y'all", "guys", "folks"}
+        k += 1
+    return False
+
+
+def clause_cue(ws: list[str]) -> bool:
+    """Does this clause (normalised words) have an interrogative shape of its own?"""
+    if not ws:
+        return False
+    text = " ".join(ws)
+    if ASK.search(text):
+        return True
+    k0 = 0
+    while k0 < len(ws) and ws[k0] in DISCOURSE:
+        k0 += 1
+    if k0 < len(ws) - 1 and ws[k0] in AUX and (ws[k0 + 1] in SUBJ or ws[k0 + 1] in PRON):
+        return True
+    for j, w in enumerate(ws):
+        if (w in WH or w in WH_CONTR) and _wh_question(ws, j):
+            return True
+        if j > 0 and w in AUX and j + 1 < len(ws) and ws[j + 1] in INVERT_SUBJ:
+            prev = ws[j - 1]
+            if prev not in PRON and prev not in {"to", "that", "if", "whether", "than", "as", "let", "what", "who", "where", "when", "how", "which"}:
+                return True
+    if IN_SITU.search(text):
+        return True
+    return False
+
+
+def _is_fragment(ws: list[str]) -> bool:
+    """A verbless continuation of a question ("a security review, anything like that")."""
+    body = [w for w in ws if w not in DISCOURSE]
+    if not body:
+        return False
+    return not any(w in PRON or w in AUX or w.endswith("'s") and w not in WH_CONTR for w in body) and len(body) <= 12
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+def _tokens(text: str) -> list[tuple[str, int, int]]:
+    return [(m.group(0), m.start(), m.end()) for m in TOKEN_RE.finditer(text)]
+
+
+def analyse_turn(index: int, role: str, speaker: str, text: str, punctuated: bool) -> TurnText:
+    toks = _tokens(text)
+    # sentence and clause boundaries from the gaps between tokens
+    sent_bounds: list[tuple[int, int, bool]] = []  # (first token, last token excl, ends with ?)
+    clause_break_at: set[int] = set()
+    start = 0
+    for i in range(len(toks)):
+        gap = text[toks[i][2]: toks[i + 1][1]] if i + 1 < len(toks) else text[toks[i][2]:]
+        tail = toks[i][0]
+        # a token may end with '.' inside TOKEN_RE? no: TOKEN_RE ends on a word char; punctuation is in the gap
+        end_sentence = False
+        if "\n" in gap.strip(" \t\r") or re.search(r"[.?!]", gap):
+            end_sentence = True
+            low = tail.lower().replace("’", "'")
+            nxt = toks[i + 1][0] if i + 1 < len(toks) else ""
+            if "?" not in gap and "!" not in gap and low.rstrip(".") in ABBREV and nxt and (
+                nxt[:1].islower() or nxt.lower() in TZ_WORDS or low.rstrip(".") in {"a.m", "p.m", "am", "pm"} and nxt.lower() in TZ_WORDS
+            ):
+                end_sentence = False
+            if re.fullmatch(r"\s*\.\.\.\s*", gap) or re.fullmatch(r"\s*…\s*", gap):
+                end_sentence = False
+                clause_break_at.add(i + 1)
+        if end_sentence or i == len(toks) - 1:
+            sent_bounds.append((start, i + 1, "?" in gap))
+            start = i + 1
+        elif re.search(r"[;:—–]|\s-\s|\.\.\.|…|\(|\)", gap):
+            clause_break_at.add(i + 1)
+    sentences: list[Sentence] = []
+    clause_no = 0
+    turn_words: list[str] = []
+    for a, b, ends_q in sent_bounds:
+        words: list[Word] = []
+        breaks: list[bool] = []
+        for i in range(a, b):
+            raw, s, e = toks[i]
+            norms = _norm_token(raw)
+            for k, nm in enumerate(norms):
+                words.append(Word(nm, s, e))
+                breaks.append(k == 0 and i in clause_break_at)
+        words, breaks = _drop_fillers(words, breaks)
+        if not words:
+            continue
+        # clause splits before discourse words and before "like" + question word
+        groups: list[list[Word]] = [[]]
+        for k, w in enumerate(words):
+            split = breaks[k]
+            if k > 0 and w.norm in DISCOURSE:
+                prevw = words[k - 1].norm
+                if not (w.norm in {"so", "and", "or", "then", "now", "well", "also"} and prevw in {"and", "or", "but", "so", "as", "even", "just", "right", "if", "than", "more", "less", "even", "up", "down", "back", "by"}):
+                    split = True
+                if w.norm == "well" and prevw in {"as", "very", "pretty", "really", "works", "work", "worked", "so"}:
+                    split = False
+                if w.norm == "now" and prevw in {"right", "for", "until", "till", "from", "by", "up"}:
+                    split = False
+                if w.norm == "then" and prevw in {"since", "until", "till", "by", "from", "and", "before", "after", "back"}:
+                    split = False
+            if k > 0 and w.norm == "like" and k + 1 < len(words) and (
+                words[k + 1].norm in WH or words[k + 1].norm in WH_CONTR or words[k + 1].norm in AUX
+                and k + 2 < len(words) and words[k + 2].norm in SUBJ
+            ):
+                split = True
+            if split and groups[-1]:
+                groups.append([])
+            groups[-1].append(w)
+        sent = Sentence(start=words[0].start, end=words[-1].end, ends_q=ends_q, words=words)
+        for g in groups:
+            ws = [w.norm for w in g]
+            c = Clause(words=g, text=" ".join(ws), cue=clause_cue(ws), index=clause_no)
+            clause_no += 1
+            sent.clauses.append(c)
+        _mark_questions(sent, punctuated)
+        pos = 0
+        parts = []
+        for ci, c in enumerate(sent.clauses):
+            for w in c.words:
+                sent.offsets.append(pos)
+                sent.word_clause.append(ci)
+                parts.append(w.norm)
+                pos += len(w.norm) + 1
+        sent.text = " ".join(parts)
+        turn_words.extend(parts)
+        sentences.append(sent)
+    return TurnText(index=index, role=role, speaker=speaker, original=text, sentences=sentences,
+                    text=" ".join(turn_words), n_words=len(turn_words))
+
+
+def _mark_questions(sent: Sentence, punctuated: bool) -> None:
+    cl = sent.clauses
+    if punctuated and not sent.ends_q:
+        # a punctuated call marks its questions: only an explicit ask counts here
+        for c in cl:
+            c.question = bool(ASK.search(c.text))
+        return
+    if sent.ends_q:
+        last = cl[-1].text
+        body_cue = [c for c in cl if c.cue and not SOFT_TAG.match(c.text) and not CONFIRM_TAG.search(c.text) or c.cue and len(c.words) > 4]
+        if not body_cue:
+            if CONFIRM_TAG.search(last) or not any(c.cue for c in cl) and not SOFT_TAG.match(last):
+                for c in cl:  # a confirmation ("so $400k in year one, is that right?") or a bare question
+                    c.question = True
+                return
+            # only an agreement-seeking tag ("..., make sense?"): a statement
+            for c in cl:
+                c.question = ASK.search(c.text) is not None
+            return
+    on = False
+    for c in cl:
+        if c.cue:
+            c.question = True
+            on = True
+        elif on and (_is_fragment([w.norm for w in c.words]) or c.words and c.words[0].norm == "or"):
+            c.question = True
+        else:
+            c.question = False
+            on = False
+
+
+def analyse_call(turns: list) -> CallText:
+    """Analyse every turn (objects with .speaker, .text, .role)."""
+    punctuated = any("?" in (t.text or "") for t in turns)
+    out = [
+        analyse_turn(i, (t.role or "buyer"), t.speaker, t.text or "", punctuated)
+        for i, t in enumerate(turns)
+    ]
+    return CallText(turns=out, punctuated=punctuated)
+
+
+# --------------------------------------------------------------------------- content words (examples)
+
+STOP = set(
+    "a an the and or but so of to in on at for with about from by as is are was were be been being do does did "
+    "have has had can could would will should may might must i you we they he she it this that these those my your "
+    "our their his her its me us them what how who when where why which there here just really like um uh okay yeah "
+    "right now then some any all more most very much many if whether not no yes get got go going know think want "
+    "let's let also still again one two things thing kind sort bit lot guys".split()
+)
+
+
+def stem(w: str) -> str:
+    w = w.replace("'s", "").replace("'", "")
+    for suf in ("ing", "ies", "ed", "es", "s"):
+        if len(w) > len(suf) + 3 and w.endswith(suf):
+            return w[: -len(suf)] + ("y" if suf == "ies" else "")
+    return w
+
+
+def content_stems(text: str) -> set[str]:
+    return {stem(w) for w in text.split() if w not in STOP and len(w) > 2}
