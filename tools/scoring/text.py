@@ -95,6 +95,13 @@ SPOKEN = {"gonna": ["going", "to"], "wanna": ["want", "to"], "gotta": ["got", "t
           "whens": ["when's"], "wheres": ["where's"], "im": ["i'm"], "ya": ["you"], "y'know": ["you", "know"],
           "cuz": ["cause"], "'cause": ["cause"], "yup": ["yep"]}
 
+# a discourse word right after these is part of the phrase ("an okay time", "sounds great")
+NO_SPLIT_AFTER = {
+    "a", "an", "the", "very", "pretty", "really", "is", "are", "was", "were", "be", "been", "it's", "that's",
+    "sounds", "sound", "looks", "look", "seems", "feel", "feels", "not", "too", "super", "more", "most", "so",
+    "how", "what", "just", "quite", "all", "fairly", "reasonably", "this", "that", "which",
+}
+
 TOKEN_RE = re.compile(r"[\w$£€#@][\w$£€%'’.,:/&+@#-]*[\w%]|[\w$£€%]")
 SPLIT_INNER = re.compile(r"(?<=[a-z])[-/](?=[a-z])|(?<=\d)[-/](?=[a-z])|(?<=[a-z])[-/](?=\d)|(?<=\d)-(?=\d)")
 
@@ -258,6 +265,8 @@ def _wh_question(ws: list[str], j: int) -> bool:
         return True
     if w == "why" and nxt == "not":
         return True
+    if w in {"how", "which"} and nxt in {"much", "many", "one", "ones"} and j + 2 < len(ws) and ws[j + 2] in AUX:
+        return True  # "how much has been set aside", "how many are still active"
     if nxt in AUX:
         if w == "what" and nxt == "is":  # "what is nice is ..."
             return not STATEMENT_WH.match(" ".join(ws[j:]))
@@ -365,7 +374,7 @@ def analyse_turn(index: int, role: str, speaker: str, text: str, punctuated: boo
         groups: list[list[Word]] = [[]]
         for k, w in enumerate(words):
             split = breaks[k]
-            if k > 0 and w.norm in DISCOURSE:
+            if k > 0 and w.norm in DISCOURSE and words[k - 1].norm not in NO_SPLIT_AFTER:
                 prevw = words[k - 1].norm
                 if not (w.norm in {"so", "and", "or", "then", "now", "well", "also"} and prevw in {"and", "or", "but", "so", "as", "even", "just", "right", "if", "than", "more", "less", "even", "up", "down", "back", "by"}):
                     split = True
@@ -407,6 +416,9 @@ def analyse_turn(index: int, role: str, speaker: str, text: str, punctuated: boo
 
 def _mark_questions(sent: Sentence, punctuated: bool) -> None:
     cl = sent.clauses
+    for k in range(1, len(cl)):
+        if cl[k].cue and not cl[k - 1].cue and _embedded_continuation(cl[k - 1].text, cl[k].text):
+            cl[k].cue = False
     if punctuated and not sent.ends_q:
         # a punctuated call marks its questions: only an explicit ask counts here
         for c in cl:
@@ -434,6 +446,20 @@ def _mark_questions(sent: Sentence, punctuated: bool) -> None:
         else:
             c.question = False
             on = False
+
+
+EMBED_CONTEXT = re.compile(
+    r"\b(about|understand|understanding|learn|learning|hear|hearing|know|knowing|see|seeing|explore|exploring|"
+    r"figure out|sense of|look at|looking at|walk you through|show you|cover|covering|discuss|talk about|talking about)\b"
+)
+
+
+def _embedded_continuation(prev: str, cur: str) -> bool:
+    """'... learning about your operation' + 'and what's going on in the building': one statement."""
+    ws = cur.split()
+    if len(ws) < 2 or ws[0] not in {"and", "or"} or not (ws[1] in WH or ws[1] in WH_CONTR):
+        return False
+    return bool(EMBED_CONTEXT.search(prev)) and not ASK.search(prev)
 
 
 def analyse_call(turns: list) -> CallText:
