@@ -89,11 +89,12 @@ def _phrase_match(line: RubricLine, text: str) -> bool:
     return hit
 
 
-def line_passes(scorecard: Scorecard, line_id: str, rep_text: str, context: str | None = None) -> bool:
-    """Would this rep turn alone pass rubric line `line_id`? Scored with the call scorer.
-
-    `context` is the buyer's previous turn (so a conditional line such as a pricing deflection
-    can fire). For an `agreement` line the buyer is assumed to accept what the rep proposes."""
+def line_passes(scorecard: Scorecard, line_id: str, rep_text: str, context: str | None = None, answer: str | None = None) -> bool:
+    """Would this rep turn pass rubric line `line_id`? Judged by the call scorer on a tiny call:
+    the buyer's previous words (`context`, so a conditional line such as a pricing deflection can
+    fire), the rep's turn, and the buyer's `answer` (the hidden fact the turn would earn: some
+    lines need the buyer to answer, e.g. the buyer describing a problem or agreeing to a date).
+    The evidence must be the rep's turn itself."""
     line = scorecard.line(line_id)
     if line is None or not rep_text.strip():
         return False
@@ -105,8 +106,11 @@ def line_passes(scorecard: Scorecard, line_id: str, rep_text: str, context: str 
     turns: list[Turn] = []
     if context:
         turns.append(Turn(speaker="Buyer", text=context, role="buyer"))
+    rep_index = len(turns)
     turns.append(Turn(speaker="Rep", text=rep_text, role="rep"))
-    if line.kind == "agreement":
+    if answer:
+        turns.append(Turn(speaker="Buyer", text=answer, role="buyer"))
+    elif line.kind == "agreement":
         turns.append(Turn(speaker="Buyer", text="Yes, that works for me.", role="buyer"))
     try:
         res = score_turns(turns, mini, version="roleplay-match")
@@ -115,7 +119,7 @@ def line_passes(scorecard: Scorecard, line_id: str, rep_text: str, context: str 
         return _phrase_match(line, rep_text)
     for v in res.lines:
         if v.id == line_id:
-            return v.verdict == "pass"
+            return v.verdict == "pass" and (v.turn is None or v.turn == rep_index or line.kind == "agreement")
     return False
 
 
@@ -142,7 +146,7 @@ def offline_reply(scenario: Scenario, scorecard: Scorecard | None, turns: list[d
         if f.id in state["revealed"]:
             continue
         by_phrase = bool(f.reveal_when) and asked and bool(mentions(rep_text, f.reveal_when))
-        by_line = bool(f.line) and scorecard is not None and line_passes(scorecard, f.line, rep_text, prev_buyer)
+        by_line = bool(f.line) and scorecard is not None and line_passes(scorecard, f.line, rep_text, prev_buyer, f.say)
         if by_phrase or by_line:
             earned.append((0 if f.line in scenario.targets else 1, f))
     earned.sort(key=lambda x: x[0])

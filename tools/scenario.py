@@ -44,7 +44,7 @@ INDUSTRIES: dict[str, list[str]] = {
     "real estate": ["tenant", "property", "units", "leasing", "landlord"],
     "telecom": ["wireless", "telecom", "contact center", "call center", "subscribers"],
     "media": ["streaming", "broadcast", "media", "content"],
-    "software": ["saas", "startup", "engineers", "developers", "platform", "sdr"],
+    "software": ["saas", "startup", "engineers", "developers", "sdr"],
     "field services": ["technician", "dispatch", "hvac", "plumbing"],
 }
 
@@ -52,7 +52,7 @@ ROLE_RE = re.compile(
     r"\b(?:i'm|i am|im|as)\s+(?:the\s+|a\s+|an\s+|our\s+)?"
     r"((?:[a-z&/-]+\s+){0,4}?(?:manager|director|head of [a-z ]+?|vp(?: of [a-z ]+?)?|vice president(?: of [a-z ]+?)?|ceo|cfo|cto|coo|cro|"
     r"founder|co-founder|owner|lead|administrator|admin|officer|partner|controller|coordinator|supervisor|analyst|"
-    r"counsel|principal|president))\b",
+    r"counsel|principal|president)(?:\s+of\s+[a-z]+(?:\s+(?!and\b|at\b|for\b)[a-z]+)?)?)\b",
     re.I,
 )
 
@@ -100,7 +100,20 @@ def _clauses(text: str) -> list[str]:
     """Sentences of a buyer turn; long unpunctuated speech is split at conjunctions."""
     parts = [p.strip() for p in re.split(r"(?<=[.?!;])\s+|\s+[—–]\s+", text) if p.strip()]
     out: list[str] = []
-    for p in parts:
+    split_but: list[str] = []
+    for p in parts:  # "fact, but doubt": two sentences when both halves say something
+        pieces = [p]
+        for sep in (r",?\s+but\s+", r",\s+and\s+", r",\s+so\s+"):
+            nxt = []
+            for piece in pieces:
+                halves = re.split(sep, piece, maxsplit=1)
+                if len(halves) == 2 and all(len(h.split()) >= 4 for h in halves):
+                    nxt.extend(halves)
+                else:
+                    nxt.append(piece)
+            pieces = nxt
+        split_but.extend(pieces)
+    for p in split_but:
         if len(p.split()) > 24:
             sub = [s.strip() for s in re.split(r"\s+(?:but|and uh|and um|and then|so|and also)\s+", p) if s.strip()]
             out.extend(sub)
@@ -203,18 +216,27 @@ def _persona(calls: list[dict], buyer_turns: list[tuple[int, int, dict]], rep_ro
     return {"name": name, "role": role, "company": "", "industry": industry, "segment": segment}
 
 
-def _best_sentence(sentences: list[tuple[int, int, str]], keywords: list[str], used: set[str]) -> tuple[str, list[str], tuple[int, int]] | None:
+def _best_line(s: str, card: Scorecard, kw: dict[str, list[str]]) -> str | None:
+    """The rubric line a buyer sentence is most about (most keyword hits; scorecard order breaks ties)."""
+    best, n_best = None, 0
+    for ln in card.lines:
+        n = len(mentions(s, kw[ln.id]))
+        if n > n_best:
+            best, n_best = ln.id, n
+    return best
+
+
+def _best_sentence(sentences: list[tuple[int, int, str]], line_id: str, about: dict[str, str | None],
+                   kw: dict[str, list[str]], used: set[str]) -> str | None:
+    """The buyer sentence most about `line_id` (only sentences whose best line it is)."""
     best = None
     for cid, ti, s in sentences:
-        if s in used:
+        if s in used or about.get(s) != line_id:
             continue
-        hits = mentions(s, keywords)
-        if not hits:
-            continue
-        key = (-len(hits), cid, ti)
+        key = (-len(mentions(s, kw[line_id])), cid, ti)
         if best is None or key < best[0]:
-            best = (key, s, hits, (cid, ti))
-    return (best[1], best[2], best[3]) if best else None
+            best = (key, s)
+    return best[1] if best else None
 
 
 def _build(coach, gap, rep_id: str, card: Scorecard, line: RubricLine, calls: list[dict], difficulty: int) -> dict:
@@ -242,11 +264,16 @@ def _build(coach, gap, rep_id: str, card: Scorecard, line: RubricLine, calls: li
 
     # hidden facts: the target line first (their own words when they said it), then the other lines
     facts: list[dict] = []
-    target_fact = _best_sentence(sentences, line_keywords(line), used) if line.id not in NO_FACT_LINES else None
-    if target_fact:
-        used.add(target_fact[0])
-        facts.append({"id": _slug(line.id), "line": line.id, "say": target_fact[0]})
-    else:
+    kw = {ln.id: line_keywords(ln) for ln in card.lines}
+    about = {s: _best_line(s, card, kw) for _, _, s in sentences if s not in used}
+    if line.id not in NO_FACT_LINES:
+        for n in range(2):  # up to two facts on the target line, in the buyer's words
+            found = _best_sentence(sentences, line.id, about, kw, used)
+            if not found:
+                break
+            used.add(found)
+            facts.append({"id": _slug(line.id) + ("" if n == 0 else f"-{n + 1}"), "line": line.id, "say": found})
+    if not facts:
         say = DEFAULT_FACTS.get(line.id) or (f"Good question. {line.coaching}" if line.coaching else "Good question; happy to walk you through that.")
         facts.append({"id": _slug(line.id), "line": line.id, "say": say})
     for other in card.lines:
@@ -254,10 +281,10 @@ def _build(coach, gap, rep_id: str, card: Scorecard, line: RubricLine, calls: li
             continue
         if other.id not in TOPIC_WORDS and not other.phrases:
             continue
-        found = _best_sentence(sentences, line_keywords(other), used)
+        found = _best_sentence(sentences, other.id, about, kw, used)
         if found:
-            used.add(found[0])
-            facts.append({"id": _slug(other.id), "line": other.id, "say": found[0]})
+            used.add(found)
+            facts.append({"id": _slug(other.id), "line": other.id, "say": found})
 
     # objections: the buyer's pushback and concerns, in their words
     cands = []
@@ -274,8 +301,8 @@ def _build(coach, gap, rep_id: str, card: Scorecard, line: RubricLine, calls: li
             objections.append({"say": s})
         else:
             when = []
-            for other in card.lines:
-                when.extend(h for h in mentions(s, line_keywords(other)) if len(h) > 3 and h not in when)
+            for words in TOPIC_WORDS.values():
+                when.extend(h for h in mentions(s, words) if len(h) > 3 and h not in when)
             objections.append({"say": s, "when": when[:4]} if when else {"say": s})
         used.add(s)
 
@@ -294,7 +321,7 @@ def _build(coach, gap, rep_id: str, card: Scorecard, line: RubricLine, calls: li
     passing = (
         f"The rep passes '{line.id}' ({line.title}) in the conversation"
         + (f", for example: \"{example}\"" if example else "")
-        + f". Target facts: {', '.join(f['id'] for f in facts if f['line'] == line.id)}."
+        + f". Facts the buyer gives only to that question: {', '.join(f['id'] for f in facts if f['line'] == line.id)}."
     )
     call_ref = ", ".join(str(c["id"]) for c in calls)
     h = hashlib.sha256(f"{rep_id}|{card.id}|{line.id}|{call_ref}|{difficulty}".encode()).hexdigest()[:6]

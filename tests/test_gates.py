@@ -1,0 +1,247 @@
+"""Certification gates: trusted lines block, untrusted lines run in shadow mode, manual lift is
+logged, gate_check is a single query. Also certify: pass lifts, fail keeps and assigns the next
+practice, attempts run out."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from loopkit import CALL_A, CALL_B, PRIYA, add_call, add_gap, add_rep, ensure_discovery
+from store.db import StoreError
+from tools import gates as gates_mod
+from tools.certify import certify
+from tools.context import Coach
+from tools.gates import apply_gates_for_gap, block, clear_trust_cache, gate_check, lift, line_trust, list_gates
+from tools.paths import assign_path, list_assignments
+from tools.roleplay import end_session, reply, start_session
+from tools.scenario import generate_scenario
+
+ASKED = [
+    {"speaker": "Ana Rep", "text": "Thanks for the time today."},
+    {"speaker": "Bo Buyer", "text": "Sure, happy to chat about our reporting mess."},
+    {"speaker": "Ana Rep", "text": "What budget have you set aside for fixing this?"},
+    {"speaker": "Bo Buyer", "text": "About fifty thousand for the year, from the operations budget."},
+]
+NOT_ASKED = [
+    {"speaker": "Ana Rep", "text": "Thanks for the time today."},
+    {"speaker": "Bo Buyer", "text": "Sure, happy to chat about our reporting mess."},
+    {"speaker": "Ana Rep", "text": "Let me show you our dashboards, they refresh every hour."},
+    {"speaker": "Bo Buyer", "text": "Looks nice."},
+]
+
+
+def _rubric_tests(pb: Path, agree: bool) -> None:
+    """Two labelled tests on budget_confirmed; when `agree` is False the labels are the opposite
+    of what happened, so the engine disagrees with them (kappa -1)."""
+    folder = pb / "scorecards" / "tests"
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in folder.iterdir():
+        f.unlink()
+    for name, turns, verdict in (("asked", ASKED, "pass"), ("not-asked", NOT_ASKED, "fail")):
+        if not agree:
+            verdict = "fail" if verdict == "pass" else "pass"
+        (folder / f"budget-{name}.yaml").write_text(
+            yaml.safe_dump({"scorecard": "discovery", "rep": "Ana Rep", "turns": turns,
+                            "labels": {"budget_confirmed": {"verdict": verdict, "turn": 2 if verdict == "pass" else None}}})
+        )
+
+
+def _setup(playbook_dir: Path, tmp_path: Path, agree: bool = True, attempts: int | None = None):
+    ensure_discovery(playbook_dir)
+    _rubric_tests(playbook_dir, agree)
+    if attempts is not None:
+        cert = playbook_dir / "certifications" / "qualification.yaml"
+        cert.write_text(cert.read_text().replace("attempts: 3", f"attempts: {attempts}"))
+    clear_trust_cache()
+    c = Coach(playbook_dir, tmp_path / "gates.db")
+    add_rep(c.store, "priya-raman", PRIYA)
+    a = add_call(c.store, "priya-raman", PRIYA, CALL_A, {"budget_confirmed": "fail"})
+    b = add_call(c.store, "priya-raman", PRIYA, CALL_B, {"budget_confirmed": "fail"})
+    gap = add_gap(c.store, "priya-raman", "budget_confirmed", [a, b])
+    return c, gap
+
+
+@pytest.fixture
+def trusted(playbook_dir, tmp_path):
+    c, gap = _setup(playbook_dir, tmp_path, agree=True)
+    generate_scenario(c, gap)
+    asg = assign_path(c, "priya-raman", gap_id=gap)
+    gates = apply_gates_for_gap(c, gap)
+    yield c, gap, asg, gates
+    c.close()
+
+
+def _events(coach, type_: str) -> list[dict]:
+    rows = coach.store.query("select * from events where type = ? order by id", (type_,))
+    for r in rows:
+        r["data"] = json.loads(r["data"])
+    return rows
+
+
+def _practice(coach, scenario_id: str, lines: list[str]) -> str:
+    s = start_session(coach, "priya-raman", scenario_id)
+    for text in lines:
+        reply(coach, s["session_id"], text)
+    end_session(coach, s["session_id"])
+    return s["session_id"]
+
+
+BAD = ["Our platform logs every call into the CRM.", "Managers also get a dashboard.", "I'll send you the deck."]
+GOOD = ["What's going on with your pipeline data?", "What budget have you set aside for fixing this?"]
+
+
+def test_trusted_line_blocks_the_certifications_activities(trusted):
+    coach, gap, asg, gates = trusted
+    trust = line_trust(coach, coach.playbook.certification("qualification"), "budget_confirmed")
+    assert trust["trusted"] is True and trust["kappa"] == 1.0
+    assert {g["activity"] for g in gates} == {"demo", "renewal_call"}
+    assert {g["status"] for g in gates} == {"blocked"}
+    assert all(g["certification_id"] == "qualification" and g["gap_id"] == gap for g in gates)
+    assert len(_events(coach, "gate.blocked")) == 2
+    r = gate_check(coach, "priya-raman", "demo")
+    assert r["allowed"] is False and r["status"] == "blocked"
+    assert "budget_confirmed" in r["reason"] and "qualification" in r["reason"]
+    assert asg["scenario_ids"][0] in r["action"] and "practice start" in r["action"]
+    assert gate_check(coach, "priya-raman", "dial")["allowed"] is True  # not gated by qualification
+    # applying again changes nothing
+    again = apply_gates_for_gap(coach, gap)
+    assert [g["id"] for g in again] == [g["id"] for g in gates] and all(g["existing"] for g in again)
+    assert len(_events(coach, "gate.blocked")) == 2
+
+
+def test_untrusted_line_runs_in_shadow_mode(playbook_dir, tmp_path):
+    coach, gap = _setup(playbook_dir, tmp_path, agree=False)
+    trust = line_trust(coach, coach.playbook.certification("qualification"), "budget_confirmed")
+    assert trust["trusted"] is False and trust["kappa"] < 0.6
+    gates = apply_gates_for_gap(coach, gap)
+    assert {g["status"] for g in gates} == {"shadow"}
+    assert "shadow mode" in gates[0]["reason"] and "kappa" in gates[0]["reason"]
+    assert len(_events(coach, "gate.shadow")) == 2 and not _events(coach, "gate.blocked")
+    r = gate_check(coach, "priya-raman", "demo")
+    assert r["allowed"] is True and r["status"] == "shadow" and len(r["shadow"]) == 1
+    assert [g["status"] for g in list_gates(coach, "priya-raman")] == ["shadow", "shadow"]
+    coach.close()
+
+
+def test_line_without_rubric_tests_is_not_trusted(playbook_dir, tmp_path):
+    coach, gap = _setup(playbook_dir, tmp_path)
+    trust = line_trust(coach, coach.playbook.certification("discovery-core"), "agenda_set")
+    assert trust["trusted"] is False and "no rubric tests" in trust["reason"]
+    coach.close()
+
+
+def test_gate_check_is_one_query_without_reload_or_tests(trusted, monkeypatch):
+    coach, gap, _, _ = trusted
+
+    def boom(*a, **k):
+        raise AssertionError("gate_check must not reload the playbook or run rubric tests")
+
+    monkeypatch.setattr(coach, "reload", boom)
+    monkeypatch.setattr(gates_mod, "scorecard_trust", boom)
+    monkeypatch.setattr(gates_mod, "_run_tests", boom)
+    calls = []
+    real = coach.store.query
+    monkeypatch.setattr(coach.store, "query", lambda sql, params=(): calls.append(sql) or real(sql, params))
+    assert gate_check(coach, "priya-raman", "demo")["allowed"] is False
+    assert len(calls) == 1
+    plan = coach.store.db.execute("explain query plan " + gates_mod._CHECK_SQL, ("demo", "priya-raman")).fetchall()
+    detail = " ".join(str(tuple(r)) for r in plan)
+    assert "USING INDEX" in detail.upper() or "PRIMARY KEY" in detail.upper()
+    assert "SCAN g" not in detail and "SCAN gates" not in detail
+
+
+def test_gate_check_unknown_rep_and_names(trusted):
+    coach, *_ = trusted
+    with pytest.raises(StoreError, match="unknown rep 'ghost'"):
+        gate_check(coach, "ghost", "dial")
+    assert gate_check(coach, "Priya Raman", "demo")["allowed"] is False  # by name
+    r = gate_check(coach, "priya-raman", "coffee")
+    assert r["allowed"] is True and r["status"] == "not_gated"
+
+
+def test_manual_lift_is_logged_with_who_and_why(trusted):
+    coach, gap, _, _ = trusted
+    with pytest.raises(ValueError, match="reason"):
+        lift(coach, "priya-raman", "demo", by="Sam Lead", reason="  ")
+    with pytest.raises(ValueError, match="who"):
+        lift(coach, "priya-raman", "demo", by="", reason="x")
+    lifted = lift(coach, "priya-raman", "demo", by="Sam Lead", reason="shadowed two calls live, fine")
+    assert [g["activity"] for g in lifted] == ["demo"] and lifted[0]["status"] == "lifted"
+    assert lifted[0]["lifted_by"] == "Sam Lead" and lifted[0]["lift_reason"] == "shadowed two calls live, fine"
+    ev = _events(coach, "gate.lifted")
+    assert len(ev) == 1 and ev[0]["data"]["by"] == "Sam Lead" and ev[0]["data"]["manual"] is True
+    assert ev[0]["data"]["reason"] == "shadowed two calls live, fine"
+    assert gate_check(coach, "priya-raman", "demo")["allowed"] is True
+    assert gate_check(coach, "priya-raman", "renewal_call")["allowed"] is False
+    with pytest.raises(StoreError, match="no open gate on 'demo'"):
+        lift(coach, "priya-raman", "demo", by="Sam Lead", reason="again")
+
+
+def test_manual_block(trusted):
+    coach, *_ = trusted
+    g = block(coach, "priya-raman", "dial", by="Sam Lead", reason="listen to three calls first")
+    assert g["status"] == "blocked" and gate_check(coach, "priya-raman", "dial")["allowed"] is False
+    with pytest.raises(ValueError, match="not gated"):
+        block(coach, "priya-raman", "coffee", by="Sam", reason="x")
+
+
+def test_certify_fail_keeps_block_and_assigns_next_then_pass_lifts(trusted):
+    coach, gap, asg, gates = trusted
+    first = asg["scenario_ids"][0]
+    sid = _practice(coach, first, BAD)
+    r = certify(coach, sid)
+    assert r["status"] == "failed" and r["attempt"] == 1 and r["certification_id"] == "qualification"
+    assert r["certification_version"] == coach.playbook.version_of("certifications", "qualification")
+    assert r["gap_id"] == gap and r["lines"] == [{"id": "budget_confirmed", "verdict": "fail"}]
+    assert gate_check(coach, "priya-raman", "demo")["allowed"] is False
+    nxt = r["next_assignment"]
+    assert nxt["scenario_ids"] == ["practice-budget-confirmed"] and nxt["gap_id"] == gap and nxt["source"] == "retry"
+    assert "practice-budget-confirmed" in gate_check(coach, "priya-raman", "demo")["action"]
+    statuses = {a["assignment_id"]: a["status"] for a in list_assignments(coach, "priya-raman")}
+    assert statuses[asg["assignment_id"]] == "failed" and statuses[nxt["assignment_id"]] == "assigned"
+    assert len(_events(coach, "certification.failed")) == 1
+    # idempotent per session
+    again = certify(coach, sid)
+    assert again["duplicate"] is True and again["status"] == "failed" and again["id"] == r["id"]
+    assert coach.store.one("select count(*) n from certifications")["n"] == 1
+
+    sid2 = _practice(coach, "practice-budget-confirmed", GOOD)
+    row = coach.store.one("select assignment_id from practice_sessions where id = ?", (sid2,))
+    assert row["assignment_id"] == nxt["assignment_id"]  # linked to the active assignment
+    r2 = certify(coach, sid2)
+    assert r2["status"] == "passed" and r2["attempt"] == 2 and r2["score"] == 1.0
+    assert {g["activity"] for g in r2["lifted"]} == {"demo", "renewal_call"}
+    assert gate_check(coach, "priya-raman", "demo")["allowed"] is True
+    assert gate_check(coach, "priya-raman", "renewal_call")["allowed"] is True
+    lifted = _events(coach, "gate.lifted")
+    assert len(lifted) == 2 and all(e["data"]["by"] == "certification" and e["data"]["manual"] is False for e in lifted)
+    assert len(_events(coach, "certification.passed")) == 1
+    stored = coach.store.one("select * from certifications where session_id = ?", (sid2,))
+    assert stored["status"] == "passed" and stored["gap_id"] == gap
+
+
+def test_attempts_run_out_needs_manager(playbook_dir, tmp_path):
+    coach, gap = _setup(playbook_dir, tmp_path, attempts=2)
+    assign_path(coach, "priya-raman", gap_id=gap)
+    apply_gates_for_gap(coach, gap)
+    r1 = certify(coach, _practice(coach, "practice-budget-confirmed", BAD))
+    assert r1["status"] == "failed" and r1["attempt"] == 1
+    r2 = certify(coach, _practice(coach, r1["next_scenario"], BAD))
+    assert r2["status"] == "needs_manager" and r2["attempt"] == 2 and r2["next_assignment"] is None
+    ev = _events(coach, "certification.needs_manager")
+    assert len(ev) == 1 and ev[0]["data"]["attempts_allowed"] == 2
+    chk = gate_check(coach, "priya-raman", "demo")
+    assert chk["allowed"] is False and "manager" in chk["action"]
+    coach.close()
+
+
+def test_certify_errors(trusted):
+    coach, *_ = trusted
+    with pytest.raises(StoreError, match="unknown practice session"):
+        certify(coach, "ps-nope")
+    s = start_session(coach, "priya-raman", "practice-budget-confirmed")
+    with pytest.raises(StoreError, match="end it first"):
+        certify(coach, s["session_id"])
