@@ -1,6 +1,6 @@
 """A small OpenAI-compatible chat-completions server for the LLM tests (real HTTP on 127.0.0.1).
 
-    from fake_openai import fake_openai   # the pytest fixture (tests/ is on sys.path)
+    from fake_openai import fake_openai, fake_openai_server   # fixtures (tests/ is on sys.path)
 
     def test_x(fake_openai):
         fake_openai.rate_limit(retry_after_ms=20)   # the first request gets a 429
@@ -42,17 +42,28 @@ class FakeOpenAI:
     """The server. `requests` holds every request received: {"path", "headers", "body", "t"}."""
 
     def __init__(self, default: str = "judge"):
-        self.default = default
-        self.requests: list[dict] = []
-        self.reject_response_format = False  # 400 on response_format json_schema, like older servers
-        self.hold = 0.0  # seconds every request waits before answering (to observe concurrency)
-        self.active = 0
-        self.max_active = 0
-        self._script: deque = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._generation = 0
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.reset(default)
+
+    def reset(self, default: str = "judge") -> "FakeOpenAI":
+        """Forget requests, script and settings (one server serves a whole test session). Requests
+        still waiting on a `delay` from before are dropped without an answer."""
+        with self._lock:
+            self._stopping.set()  # wake sleepers of the previous test
+            self._stopping = threading.Event()
+            self._generation += 1
+            self.default = default
+            self.requests: list[dict] = []
+            self.reject_response_format = False  # 400 on response_format json_schema, like older servers
+            self.hold = 0.0  # seconds every request waits before answering (to observe concurrency)
+            self.active = 0
+            self.max_active = 0
+            self._script: deque = deque()
+        return self
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -170,6 +181,7 @@ class FakeOpenAI:
         rf = body.get("response_format") or {}
         rejected = self.reject_response_format and rf.get("type") == "json_schema"
         with self._lock:
+            gen, stopping = self._generation, self._stopping
             self.requests.append(req)
             self.active += 1
             self.max_active = max(self.max_active, self.active)
@@ -185,11 +197,11 @@ class FakeOpenAI:
                 h._send(404, {"error": {"message": f"unknown path {h.path}"}})
                 return
             if self.hold:
-                self._stopping.wait(self.hold)
+                stopping.wait(self.hold)
             if callable(spec):
                 spec = spec(req)
             while spec.get("kind") == "delay":
-                if self._stopping.wait(spec["seconds"]):
+                if stopping.wait(spec["seconds"]):
                     return
                 spec = spec.get("then") or {"kind": "judge"}
             if spec.get("kind") == "reject":
@@ -216,7 +228,8 @@ class FakeOpenAI:
             pass  # the client gave up (timeout): nothing to answer
         finally:
             with self._lock:
-                self.active -= 1
+                if gen == self._generation:
+                    self.active -= 1
 
 
 def _content_text(content: Any) -> str:
@@ -294,10 +307,17 @@ def chat_answer(request: dict) -> str:
     return f"Fair question. About '{' '.join(last.split()[:6])}', let me think about that."
 
 
-@pytest.fixture
-def fake_openai():
+@pytest.fixture(scope="session")
+def fake_openai_server():
     server = FakeOpenAI().start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def fake_openai(fake_openai_server):
+    """The session's fake server, reset for this test (empty script, no requests, judge mode)."""
+    yield fake_openai_server.reset()
+    fake_openai_server.reset()

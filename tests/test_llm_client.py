@@ -8,7 +8,7 @@ import time
 import pytest
 from pydantic import BaseModel
 
-from fake_openai import fake_openai  # noqa: F401  (pytest fixture)
+from fake_openai import fake_openai, fake_openai_server  # noqa: F401  (pytest fixtures)
 from playbook.models import LLMSettings, Policy
 from tools.llm import LLMClient, LLMError, extract_json, resolve_config, strict_json_schema
 

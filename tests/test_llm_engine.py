@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from fake_openai import FakeOpenAI, fake_openai, parse_rubric, parse_transcript  # noqa: F401
+from fake_openai import FakeOpenAI, fake_openai, fake_openai_server, parse_rubric, parse_transcript  # noqa: F401
 from playbook.models import Scorecard
 from tools.llm import LLMClient, LLMError
 from tools.scoring.llm_engine import (

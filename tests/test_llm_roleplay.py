@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from fake_openai import fake_openai  # noqa: F401  (pytest fixture)
+from fake_openai import fake_openai, fake_openai_server  # noqa: F401  (pytest fixtures)
 from playbook.models import Scenario, Scorecard
 from tools.llm import LLMClient, LLMError
 from tools.roleplay_llm import buyer_opening, buyer_reply, clean_reply, system_prompt

@@ -244,6 +244,39 @@ def resolve_config(settings: Any = None, env: Mapping[str, str] | None = None) -
 
 # --------------------------------------------------------------------------- client
 
+# One openai client (one HTTP connection pool) per endpoint, key and timeout in this process:
+# building one costs ~0.2 s (TLS context), and callers such as the roleplay buyer resolve the
+# client from the policy on every turn. The key is part of the cache key only as a hash.
+_OPENAI_CLIENTS: dict[tuple, Any] = {}
+
+
+def _openai_client(base_url: str | None, api_key: str, timeout: float):
+    import hashlib
+
+    import openai
+
+    key = (base_url, hashlib.sha256(api_key.encode()).hexdigest(), timeout)
+    with _SEM_LOCK:
+        client = _OPENAI_CLIENTS.get(key)
+        if client is None:
+            # openai's own retries are off: LLMClient retries itself so that malformed answers,
+            # the semaphore and the backoff follow one policy.
+            client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+            _OPENAI_CLIENTS[key] = client
+        return client
+
+
+def close_all() -> None:
+    """Close every pooled HTTP connection (at process shutdown; clients made later reconnect)."""
+    with _SEM_LOCK:
+        clients = list(_OPENAI_CLIENTS.values())
+        _OPENAI_CLIENTS.clear()
+    for c in clients:
+        try:
+            c.close()
+        except Exception:  # pragma: no cover - closing is best effort
+            pass
+
 
 class LLMClient:
     """A thread-safe client for one OpenAI-compatible chat-completions endpoint."""
@@ -262,8 +295,6 @@ class LLMClient:
         max_backoff: float = MAX_BACKOFF,
         roleplay: bool = True,
     ):
-        import openai
-
         if concurrency < 1:
             raise LLMError(f"LLM concurrency must be at least 1, got {concurrency}")
         self.model = model
@@ -276,14 +307,7 @@ class LLMClient:
         self.max_backoff = float(max_backoff)
         self.roleplay = bool(roleplay)
         self._has_key = bool(api_key)
-        # openai retries are off: this client retries itself so that malformed answers, the
-        # semaphore and the backoff follow one policy.
-        self._openai = openai.OpenAI(
-            api_key=api_key or NO_KEY,
-            base_url=base_url,
-            timeout=self.timeout,
-            max_retries=0,
-        )
+        self._openai = _openai_client(base_url, api_key or NO_KEY, self.timeout)
         key = (base_url or "https://api.openai.com/v1", model, self.concurrency)
         with _SEM_LOCK:
             self._sem = _SEMAPHORES.setdefault(key, threading.BoundedSemaphore(self.concurrency))
@@ -324,10 +348,8 @@ class LLMClient:
                 f"concurrency={self.concurrency}, timeout={self.timeout}, retries={self.retries})")
 
     def close(self) -> None:
-        try:
-            self._openai.close()
-        except Exception:  # pragma: no cover - closing is best effort
-            pass
+        """Nothing to release per client: the HTTP connection pool is shared per endpoint
+        (see `close_all`)."""
 
     def __enter__(self) -> "LLMClient":
         return self
