@@ -137,10 +137,28 @@ def _quote(tt: TurnText, sent: Sentence, a: int, b: int, from_clause: int | None
     return text[start:end].strip(" ,;-—")
 
 
+PITCH_SUBJECT = {"our", "we", "we're", "we've", "we'll", "we'd"}
+OFFER = re.compile(
+    r"^(so |and |but |okay |well )*(did you know|(do|would) you (want|like) (me )?to (see|hear|learn|look)|"
+    r"want (me )?to (see|show)|can i show you|let me show you|shall i show you|have you heard (of|about) (us|our))\b"
+)
+
+
 def _pitch_or_negated(sent: Sentence, a: int, kind: str) -> bool:
-    before = sent.text[:a].split()[-3:]
+    """A question match inside a pitch ("our budget-friendly plan", "how do we compare to other
+    vendors", "did you know..."); a statement match that is negated."""
+    before_all = sent.text[:a].split()
+    before = before_all[-3:]
     if kind == "question":
-        return bool(before) and (before[-1] in PITCH_BEFORE or len(before) >= 2 and before[-2] in PITCH_BEFORE)
+        if before and (before[-1] in PITCH_BEFORE or len(before) >= 2 and before[-2] in PITCH_BEFORE):
+            return True
+        ci = sent.clause_at(a)
+        clause = sent.clauses[ci]
+        first_word = sent.word_clause.index(ci)
+        own = sent.text[sent.offsets[first_word]:a].split()  # this clause's words before the match
+        if any(w in PITCH_SUBJECT for w in own):
+            return True
+        return bool(OFFER.match(clause.text))
     return any(w in NEGATION for w in before)
 
 

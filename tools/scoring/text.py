@@ -249,7 +249,7 @@ def _drop_fillers(words: list[Word], breaks: list[bool]) -> tuple[list[Word], li
 # --------------------------------------------------------------------------- question shape
 
 
-def _wh_question(ws: list[str], j: int) -> bool:
+def _wh_question(ws: list[str], j: int, start: int = 0) -> bool:
     """Is the wh-word at position j the head of a direct question?"""
     w = ws[j]
     prev = ws[j - 1] if j > 0 else ""
@@ -273,8 +273,12 @@ def _wh_question(ws: list[str], j: int) -> bool:
         return True
     if w in {"who", "what"} and nxt in SUBJECT_WH_VERBS:
         return True
-    if w == "who" and j == 0:
+    if w == "who" and j == start:
         return True
+    if j == start and w in {"what", "which", "how", "whose"} and nxt and nxt not in PRON and nxt not in {"if", "we", "i"}:
+        # a clause that opens with what/which/how + a noun phrase asks ("what percentage of
+        # invoices need review", "how many tickets a week come in")
+        return not STATEMENT_WH.match(" ".join(ws[j:]))
     # wh + short noun phrase + auxiliary + subject: "what pos are you on", "how many temps are you"
     k = j + 1
     limit = min(len(ws), j + 6)
@@ -302,7 +306,7 @@ def clause_cue(ws: list[str]) -> bool:
     if k0 < len(ws) - 1 and ws[k0] in AUX and (ws[k0 + 1] in SUBJ or ws[k0 + 1] in PRON):
         return True
     for j, w in enumerate(ws):
-        if (w in WH or w in WH_CONTR) and _wh_question(ws, j):
+        if (w in WH or w in WH_CONTR) and _wh_question(ws, j, k0):
             return True
         if j > 0 and w in AUX and j + 1 < len(ws) and ws[j + 1] in INVERT_SUBJ:
             prev = ws[j - 1]
@@ -441,7 +445,8 @@ def _mark_questions(sent: Sentence, punctuated: bool) -> None:
         if c.cue:
             c.question = True
             on = True
-        elif on and (_is_fragment([w.norm for w in c.words]) or c.words and c.words[0].norm == "or"):
+        elif on and (_is_fragment([w.norm for w in c.words]) or c.words and c.words[0].norm == "or"
+                     or len(c.words) > 1 and c.words[0].norm == "and" and (c.words[1].norm in WH or c.words[1].norm in WH_CONTR)):
             c.question = True
         else:
             c.question = False
