@@ -292,6 +292,14 @@ def test_url_and_clock_time_in_words_are_not_names():
     assert t.turns[0].text == "see https://example.com/pricing at 3:30 we can talk"
 
 
+def test_one_spelling_per_speaker():
+    text = ("WEBVTT\n\n00:01.000 --> 00:02.000\nPriya Raman: Hi.\n\n00:02.000 --> 00:03.000\nMarcus Webb: Hey.\n\n"
+            "00:03.000 --> 00:04.000\npriya  raman: Budget?\n\n00:04.000 --> 00:05.000\nPRIYA RAMAN: Roughly?\n")
+    t = read_transcript(text)
+    assert t.speakers == ["Priya Raman", "Marcus Webb"]
+    assert t.turns[-1].text == "Budget? Roughly?"
+
+
 def test_crlf_and_bom():
     t = read_transcript("\ufeffPriya: Hi.\r\nMarcus: Hello.\r\n")
     assert t.speakers == ["Priya", "Marcus"]

@@ -103,7 +103,7 @@ def read_transcript(text: str, source: str = "<text>", fmt: str | None = None) -
             raise TranscriptError(source, e.detail, line) from None
     else:
         segments, meta = _TEXT_READERS[wanted](text, source)
-    turns = merge_segments(segments)
+    turns = merge_segments(_one_spelling(segments))
     if not turns:
         raise TranscriptError(source, f"empty transcript: no spoken turns found ({wanted} format)")
     return Transcript(turns, wanted, source, meta)
@@ -139,6 +139,15 @@ def detect_text_format(text: str) -> str:
     if any(_OTTER_FOOTER.match(s) for _, s in content[-3:]):
         return "otter"
     return "text"
+
+
+def _one_spelling(segments: list[Turn]) -> list[Turn]:
+    """One speaker, one spelling: "priya raman" and "Priya  Raman" become the first spelling seen."""
+    seen: dict[str, str] = {}
+    for seg in segments:
+        name = " ".join(seg.speaker.split())
+        seg.speaker = seen.setdefault(name.casefold(), name)
+    return segments
 
 
 def merge_segments(segments: list[Turn]) -> list[Turn]:
