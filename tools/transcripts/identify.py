@@ -68,9 +68,10 @@ def identify_rep(transcript: Transcript, rep: str | None, roster: list[str]) -> 
       or a unique prefix ("Priya" finds "Priya Raman"); no match or several raise
       :class:`TranscriptError` listing the speakers.
     - no ``rep``: a ``rep`` the file itself declares (the labelled JSON files carry one), else the
-      one speaker whose name is on ``roster`` (case-insensitive), else the one speaker whose first
-      name matches a roster name's ("Priya" or "Priya R." for "Priya Raman"; "Priya Shah" does not), else (Gong) the one speaker Gong marks Internal; otherwise a
-      clear error saying to pass ``--rep NAME`` or add the rep to the roster.
+      one speaker whose name is on ``roster`` (case-insensitive; "Raman, Priya (Acme)" counts as
+      "Priya Raman"), else the one speaker whose first name matches a roster name's ("Priya" or
+      "Priya R." for "Priya Raman"; "Priya Shah" does not), else (Gong) the one speaker Gong marks
+      Internal; otherwise a clear error saying to pass ``--rep NAME`` or add the rep to the roster.
 
     Callers then run ``transcript.assign_rep(name)`` to set each turn's role.
     """
