@@ -119,6 +119,8 @@ def _quote(tt: TurnText, sent: Sentence, a: int, b: int, from_clause: int | None
     """The sentence holding the match, trimmed to about MAX_QUOTE characters around it."""
     text = tt.original
     s0, s1 = sent.start, sent.end
+    while s1 < len(text) and text[s1] in "?.!\"'”)":  # keep the sentence's own punctuation
+        s1 += 1
     if s1 - s0 <= MAX_QUOTE:
         return text[s0:s1].strip()
     ms, me = sent.span_of(a, b)
@@ -386,13 +388,19 @@ def _judge_agreement(call: CallText, line: RubricLine, comp: Compiled, cands: li
     def item(tt: TurnText) -> Hit | None:
         return match_turn(tt, line, comp, [], kind="statement")
 
+    def without_refusals(text: str) -> str:
+        for rx in comp.refuse:
+            text = rx.sub(" ", text)
+        return text
+
     def agrees(tt: TurnText) -> bool:
-        if not _any(comp.agree, tt.text):
+        # "not sure" is no "sure": agreement words inside a refusal do not count
+        if not _any(comp.agree, without_refusals(tt.text)):
             return False
         return not _any(comp.refuse, tt.text) or item(tt) is not None
 
     def refuses(tt: TurnText) -> bool:
-        return _any(comp.refuse, tt.text) is not None and not (item(tt) is not None and _any(comp.agree, tt.text))
+        return _any(comp.refuse, tt.text) is not None and not agrees(tt)
 
     turns = call.turns
     line_role = {tt.index: tt for tt in cands}
