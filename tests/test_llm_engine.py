@@ -430,3 +430,12 @@ def test_score_call_records_the_llm_engine_with_each_verdict(fake_openai, playbo
         assert (call["engine"], call["engine_version"]) == ("llm", version)
     finally:
         coach.close()
+
+
+def test_long_quote_is_trimmed(fake_openai, client):
+    long_turn = "So tell me " + " ".join(f"about part {i} of the budget process" for i in range(40)) + " please."
+    texts = [("Priya Raman", "rep", long_turn), ("Marcus Oduya", "buyer", "Sure.")]
+    fake_openai.reply_json({"lines": [{"id": "budget_confirmed", "verdict": "pass", "turn": 0, "quote": long_turn,
+                                       "reason": "asks"}]})
+    v = line(score_with_llm(turns(texts), SCORECARD, client=client), "budget_confirmed")
+    assert v.verdict == "pass" and len(v.quote) <= 302 and v.quote.startswith("So tell me about part 0")

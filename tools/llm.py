@@ -334,7 +334,7 @@ class LLMClient:
         if cfg is None:
             return None
         client = cls.from_config(cfg)
-        log.info("llm: using %s at %s (key from %s)", cfg.model, cfg.base_url or "api.openai.com",
+        log.debug("llm: using %s at %s (key from %s)", cfg.model, cfg.base_url or "api.openai.com",
                  cfg.key_source or "none")
         return client
 

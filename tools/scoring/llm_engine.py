@@ -46,6 +46,7 @@ ENGINE = "llm"
 QUOTE_NOT_FOUND = "quote not found in transcript"
 MIN_QUOTE_CHARS = 4  # normalised characters: shorter "evidence" ("ok", "so") proves nothing
 MAX_REASON = 200
+MAX_QUOTE = 300  # stored quotes are trimmed like the offline engine's
 
 
 # --------------------------------------------------------------------------- the answer's schema
@@ -245,7 +246,16 @@ def find_quote(quote: str, text: str, normed: tuple[str, list[int]] | None = Non
         spans.append((k, k + len(f)))  # in `norm` coordinates (hay is shifted by one)
         start = k + len(f) + 1
     parts = [text[pos[a]: pos[b - 1] + 1] for a, b in spans]
-    return " … ".join(p.strip() for p in parts)
+    return _trim(" … ".join(p.strip() for p in parts))
+
+
+def _trim(quote: str) -> str:
+    """At most about MAX_QUOTE characters (as the offline engine), cut at a word boundary."""
+    if len(quote) <= MAX_QUOTE:
+        return quote
+    cut = quote[:MAX_QUOTE]
+    sp = cut.rfind(" ")
+    return (cut[:sp] if sp > MAX_QUOTE // 2 else cut).rstrip(" ,;-—") + " …"
 
 
 def _allowed(line: RubricLine, role: str | None, any_roles: bool) -> bool:
