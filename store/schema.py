@@ -252,11 +252,12 @@ def _v1(db: sqlite_utils.Database) -> None:
 # (metrics/export area) Every table gets `updated_at` (ISO 8601 UTC with milliseconds, `...Z`),
 # kept by triggers whatever the writer does, so a warehouse can load incrementally by that
 # cursor. Two summary tables, kept by triggers on `calls` and `verdicts`, let the metrics answer
-# in well under a second on a million calls: `call_daily` and `verdict_daily`.
+# in well under a second on a million calls: `call_daily`, `verdict_daily` (per rep) and
+# `verdict_daily_all` (everyone).
 
 TS_SQL = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 TS_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]Z"
-SUMMARY_TABLES = ("call_daily", "verdict_daily")
+SUMMARY_TABLES = ("call_daily", "verdict_daily", "verdict_daily_all")
 UNTRACKED = {"meta", *SUMMARY_TABLES}
 _CALL_DAY = "substr(coalesce({t}.occurred_at, {t}.created_at, ''), 1, 10)"
 
@@ -282,16 +283,22 @@ def _v1_tracking(db: sqlite_utils.Database) -> None:
     db.execute(
         "create table if not exists call_daily (day text not null, rep_id text not null, scorecard_id text not null,"
         " live integer not null, calls integer not null default 0, scored integer not null default 0,"
-        " primary key (day, rep_id, scorecard_id, live))"
+        " primary key (day, scorecard_id, live, rep_id)) without rowid"
     )
     db.execute("create index if not exists idx_call_daily_rep on call_daily (rep_id, day)")
     db.execute(
         "create table if not exists verdict_daily (day text not null, rep_id text not null, scorecard_id text not null,"
         " line_id text not null, live integer not null, passes integer not null default 0,"
         " fails integer not null default 0, nas integer not null default 0,"
-        " primary key (day, rep_id, scorecard_id, line_id, live))"
+        " primary key (day, scorecard_id, line_id, live, rep_id)) without rowid"
     )
     db.execute("create index if not exists idx_verdict_daily_rep on verdict_daily (rep_id, line_id, day)")
+    db.execute(  # the same without the rep: what 'everyone' reads
+        "create table if not exists verdict_daily_all (day text not null, scorecard_id text not null,"
+        " line_id text not null, live integer not null, passes integer not null default 0,"
+        " fails integer not null default 0, nas integer not null default 0,"
+        " primary key (day, scorecard_id, line_id, live)) without rowid"
+    )
     for sql in _summary_triggers():
         db.execute(sql)
 
@@ -329,24 +336,26 @@ def _summary_triggers() -> list[str]:
         )
 
     def verdict_add(t: str, sign: str) -> str:
-        return (
-            f"insert into verdict_daily (day, rep_id, scorecard_id, line_id, live, passes, fails, nas)"
-            f" select {c_day}, coalesce(c.rep_id, ''), coalesce(c.scorecard_id, ''), {t}.line_id, coalesce(c.live, 1),"
+        return "".join(
+            f"insert into {table} (day, {rep}scorecard_id, line_id, live, passes, fails, nas)"
+            f" select {c_day}, {rep_val}coalesce(c.scorecard_id, ''), {t}.line_id, coalesce(c.live, 1),"
             f" {sign}({t}.verdict = 'pass'), {sign}({t}.verdict = 'fail'), {sign}({t}.verdict = 'na')"
             f" from calls c where c.id = {t}.call_id"
             f" on conflict do update set passes = passes + excluded.passes, fails = fails + excluded.fails,"
             f" nas = nas + excluded.nas;"
+            for table, rep, rep_val in (("verdict_daily", "rep_id, ", "coalesce(c.rep_id, ''), "), ("verdict_daily_all", "", ""))
         )
 
     def call_verdicts(t: str, sign: str) -> str:
         day = new_day if t == "new" else old_day
-        return (
-            f"insert into verdict_daily (day, rep_id, scorecard_id, line_id, live, passes, fails, nas)"
-            f" select {day}, coalesce({t}.rep_id, ''), coalesce({t}.scorecard_id, ''), v.line_id, coalesce({t}.live, 1),"
+        return "".join(
+            f"insert into {table} (day, {rep}scorecard_id, line_id, live, passes, fails, nas)"
+            f" select {day}, {rep_val}coalesce({t}.scorecard_id, ''), v.line_id, coalesce({t}.live, 1),"
             f" {sign}sum(v.verdict = 'pass'), {sign}sum(v.verdict = 'fail'), {sign}sum(v.verdict = 'na')"
             f" from verdicts v where v.call_id = {t}.id group by v.line_id"
             f" on conflict do update set passes = passes + excluded.passes, fails = fails + excluded.fails,"
             f" nas = nas + excluded.nas;"
+            for table, rep, rep_val in (("verdict_daily", "rep_id, ", f"coalesce({t}.rep_id, ''), "), ("verdict_daily_all", "", ""))
         )
 
     moved = (
@@ -373,6 +382,7 @@ def rebuild_summaries(db: sqlite_utils.Database) -> None:
     """Recompute `call_daily` and `verdict_daily` from `calls` and `verdicts` (repair or bulk load)."""
     db.execute("delete from call_daily")
     db.execute("delete from verdict_daily")
+    db.execute("delete from verdict_daily_all")
     db.execute(
         f"insert into call_daily (day, rep_id, scorecard_id, live, calls, scored) select {_CALL_DAY.format(t='calls')},"
         " coalesce(rep_id, ''), coalesce(scorecard_id, ''), coalesce(live, 1), count(*), sum(scored_at is not null)"
@@ -383,6 +393,10 @@ def rebuild_summaries(db: sqlite_utils.Database) -> None:
         " coalesce(c.rep_id, ''), coalesce(c.scorecard_id, ''), v.line_id, coalesce(c.live, 1), sum(v.verdict = 'pass'),"
         " sum(v.verdict = 'fail'), sum(v.verdict = 'na') from verdicts v join calls c on c.id = v.call_id"
         " group by 1, 2, 3, 4, 5"
+    )
+    db.execute(
+        "insert into verdict_daily_all (day, scorecard_id, line_id, live, passes, fails, nas) select day, scorecard_id,"
+        " line_id, live, sum(passes), sum(fails), sum(nas) from verdict_daily group by 1, 2, 3, 4"
     )
 
 

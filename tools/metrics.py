@@ -229,17 +229,6 @@ class Metric:
 REGISTRY: dict[str, Metric] = {}
 
 
-def _metric(name: str, title: str, unit: str, method: str, *, detail=None, series=None):
-    def deco(atoms):
-        def wrap(agg):
-            REGISTRY[name] = Metric(name, title, unit, method, atoms, agg, detail, series)
-            return agg
-
-        return wrap
-
-    return deco
-
-
 def register(metric: Metric) -> None:
     REGISTRY[metric.name] = metric
 
@@ -319,9 +308,10 @@ def _line_atoms(sc: Scope) -> list[dict]:
         return sc.cache[key]
     dsql, dp = sc.day_clause()
     rsql, rp = sc.rep_clause()
+    table = "verdict_daily_all" if sc.rep_ids is None else "verdict_daily"
     rows = sc.q(
         "select day, scorecard_id, line_id, sum(passes) as passes, sum(fails) as fails, sum(nas) as nas"
-        f" from verdict_daily where live = 1{dsql}{rsql} group by day, scorecard_id, line_id",
+        f" from {table} where live = 1{dsql}{rsql} group by day, scorecard_id, line_id",
         dp + rp,
     )
     sc.cache[key] = rows
@@ -762,64 +752,82 @@ def _exact_line(sc: Scope, rep_id: str, line_id: str, scorecard_id: str | None, 
     return sc.q(sql + " order by at, c.id", params)
 
 
-def _counts_between(sc: Scope, g: dict, lo: str | None, hi: str | None) -> tuple[int, int]:
-    """(passes, applicable) of the gap's rep and line strictly between two timestamps: whole days
-    from verdict_daily, the boundary days from the raw rows."""
-    lo_day, hi_day = _day(lo), _day(hi)
-    sql = "select coalesce(sum(passes), 0) as p, coalesce(sum(fails), 0) as f from verdict_daily where rep_id = ? and line_id = ? and live = 1"
-    params: list = [g["rep_id"], g["line_id"]]
-    if g.get("scorecard_id"):
-        sql += " and scorecard_id = ?"
-        params.append(g["scorecard_id"])
-    if lo_day:
-        sql += " and day > ?"
-        params.append(lo_day)
-    if hi_day:
-        sql += " and day < ?"
-        params.append(hi_day)
-    r = sc.store.one(sql, params) or {"p": 0, "f": 0}
-    p, n = r["p"], r["p"] + r["f"]
-    boundary = {d for d in (lo_day, hi_day) if d}
-    for d in sorted(boundary):
-        nxt = (date.fromisoformat(d) + timedelta(days=1)).isoformat()
-        a = max(lo, d) if lo else d
-        b = min(hi, nxt) if hi else nxt
-        rows = _exact_line_range(sc, g, a, b, include_lo=(lo is None or a != lo))
-        p += sum(1 for x in rows if x["verdict"] == "pass")
-        n += len(rows)
-    return p, n
+_GAPS_JSON = (
+    "g as materialized (select json_extract(value, '$.id') as gap_id, json_extract(value, '$.rep') as rep_id,"
+    " json_extract(value, '$.line') as line_id, json_extract(value, '$.sc') as sc, json_extract(value, '$.t') as t,"
+    " json_extract(value, '$.d') as d, json_extract(value, '$.n') as n from json_each(?))"
+)
 
 
-def _exact_line_range(sc: Scope, g: dict, a: str, b: str, include_lo: bool) -> list[dict]:
-    when = "coalesce(c.occurred_at, c.created_at)"
-    op = ">=" if include_lo else ">"
-    sql = (
-        "select c.id as call_id, v.verdict from calls c join verdicts v on v.call_id = c.id and v.line_id = ?"
-        f" where c.rep_id = ? and c.live = 1 and v.verdict in ('pass', 'fail') and {when} {op} ? and {when} < ?"
-        " and c.id in (select id from calls where rep_id = ? and occurred_at >= ? and occurred_at < ?"
-        " union all select id from calls where rep_id = ? and occurred_at is null and created_at >= ? and created_at < ?)"
-    )
-    day, nxt = a[:10], (date.fromisoformat(a[:10]) + timedelta(days=1)).isoformat()
-    params = [g["line_id"], g["rep_id"], a, b, g["rep_id"], day, nxt, g["rep_id"], day, nxt]
-    if g.get("scorecard_id"):
-        sql += " and c.scorecard_id = ?"
-        params.append(g["scorecard_id"])
-    return sc.q(sql, params)
+def _closure_counts(sc: Scope, items: list[dict]) -> dict[int, list[int]]:
+    """gap id -> [before passes, before applicable, after passes, after applicable], in a few
+    set-based queries: whole days from verdict_daily, the practice's own start/end days from
+    the raw rows (strictly before the start, strictly after the end)."""
+    out: dict[int, list[int]] = {it["id"]: [0, 0, 0, 0] for it in items}
+    for i in range(0, len(items), 2000):
+        chunk = items[i:i + 2000]
+        days = json.dumps([{"id": it["id"], "rep": it["rep"], "line": it["line"], "sc": it["sc"], "s": it["start"][:10],
+                            "e": it["end"][:10]} for it in chunk])
+        for r in sc.q(
+            "with g as materialized (select json_extract(value, '$.id') as gap_id, json_extract(value, '$.rep') as rep_id,"
+            " json_extract(value, '$.line') as line_id, json_extract(value, '$.sc') as sc, json_extract(value, '$.s') as s,"
+            " json_extract(value, '$.e') as e from json_each(?))"
+            " select g.gap_id, sum(case when v.day < g.s then v.passes else 0 end) as bp,"
+            " sum(case when v.day < g.s then v.passes + v.fails else 0 end) as bn,"
+            " sum(case when v.day > g.e then v.passes else 0 end) as ap,"
+            " sum(case when v.day > g.e then v.passes + v.fails else 0 end) as an"
+            " from g join verdict_daily v indexed by idx_verdict_daily_rep on v.rep_id = g.rep_id and v.line_id = g.line_id"
+            " where v.live = 1 and (g.sc is null or v.scorecard_id = g.sc) group by g.gap_id",
+            [days],
+        ):
+            t = out[r["gap_id"]]
+            t[0] += r["bp"] or 0
+            t[1] += r["bn"] or 0
+            t[2] += r["ap"] or 0
+            t[3] += r["an"] or 0
+        for side, key, op in (("before", "start", "<"), ("after", "end", ">")):
+            edge = json.dumps([
+                {"id": it["id"], "rep": it["rep"], "line": it["line"], "sc": it["sc"], "t": it[key], "d": it[key][:10],
+                 "n": (date.fromisoformat(it[key][:10]) + timedelta(days=1)).isoformat()}
+                for it in chunk
+            ])
+            for r in sc.q(
+                f"with {_GAPS_JSON}, b as ("
+                " select g.gap_id, g.line_id, g.sc, g.t, c.id as call_id, c.occurred_at as at, c.live, c.scorecard_id"
+                " from g join calls c on c.rep_id = g.rep_id and c.occurred_at >= g.d and c.occurred_at < g.n"
+                " union all"
+                " select g.gap_id, g.line_id, g.sc, g.t, c.id, c.created_at, c.live, c.scorecard_id"
+                " from g join calls c on c.rep_id = g.rep_id and c.occurred_at is null and c.created_at >= g.d and c.created_at < g.n)"
+                " select b.gap_id, sum(v.verdict = 'pass') as p, count(*) as n from b"
+                " join verdicts v on v.call_id = b.call_id and v.line_id = b.line_id"
+                f" where b.live = 1 and v.verdict in ('pass', 'fail') and b.at {op} b.t and (b.sc is null or b.scorecard_id = b.sc)"
+                " group by b.gap_id",
+                [edge],
+            ):
+                t = out[r["gap_id"]]
+                j = 0 if side == "before" else 2
+                t[j] += r["p"] or 0
+                t[j + 1] += r["n"] or 0
+    return out
 
 
 def _closure_atoms(sc: Scope) -> list[dict]:
     windows = _practice_window(sc)
-    atoms = []
+    items = []
     for g in _gap_rows(sc):
         w = windows.get(g["id"])
         if w is None or not sc.in_period(w[1]):
             continue
-        start, end = w[0] or w[1], w[1]
-        bp, bn = _counts_between(sc, g, None, start)
-        ap, an = _counts_between(sc, g, end, None)
+        items.append({"id": g["id"], "rep": g["rep_id"], "line": g["line_id"], "sc": g["scorecard_id"],
+                      "start": w[0] or w[1], "end": w[1], "gap": g})
+    counts = _closure_counts(sc, items)
+    atoms = []
+    for it in items:
+        g = it["gap"]
+        bp, bn, ap, an = counts[it["id"]]
         atoms.append(
-            {"day": _day(end), "gap_id": g["id"], "rep_id": g["rep_id"], "scorecard_id": g["scorecard_id"], "line_id": g["line_id"],
-             "status": g["status"], "practice_start": start, "practice_end": end,
+            {"day": _day(it["end"]), "gap_id": g["id"], "rep_id": g["rep_id"], "scorecard_id": g["scorecard_id"], "line_id": g["line_id"],
+             "status": g["status"], "practice_start": it["start"], "practice_end": it["end"],
              "before": {"pass": bp, "applicable": bn, "rate": _rate(bp, bn)},
              "after": {"pass": ap, "applicable": an, "rate": _rate(ap, an)}}
         )
@@ -944,23 +952,8 @@ def _closed_deals(sc: Scope) -> list[dict]:
         f" where outcome in ('won', 'lost') and closed_at is not null{tsql}{rsql} order by closed_at, id",
         tp + rp,
     )
-    stages: dict[str, list[str]] = defaultdict(list)
-    if deals:
-        ids = [d["id"] for d in deals]
-        for i in range(0, len(ids), 900):
-            chunk = ids[i:i + 900]
-            for s in sc.q(
-                f"select deal_id, stage from deal_stages where deal_id in ({', '.join('?' for _ in chunk)}) order by deal_id, at, id",
-                chunk,
-            ):
-                if s["stage"] not in stages[s["deal_id"]]:
-                    stages[s["deal_id"]].append(s["stage"])
     for d in deals:
         d["day"] = _day(d["closed_at"])
-        hist = stages.get(d["id"], [])
-        if d["stage"] and d["stage"] not in hist:
-            hist = hist + [d["stage"]]
-        d["stages"] = hist
     sc.cache[key] = deals
     return deals
 
@@ -970,10 +963,36 @@ def _is_closing_stage(stage: str) -> bool:
     return s in CLOSED_STAGE_WORDS or s.startswith("closed")
 
 
+def _deal_stages(sc: Scope) -> dict[str, list[str]]:
+    """deal id -> stages reached in order (history, then the current stage), closed deals in scope."""
+    key = ("deal_stages", sc.since, sc.until, tuple(sc.rep_ids or ()) if sc.rep_ids is not None else None)
+    if key in sc.cache:
+        return sc.cache[key]
+    tsql, tp = sc.time_clause("d.closed_at")
+    rsql, rp = sc.rep_clause("d.rep_id")
+    stages: dict[str, list[str]] = defaultdict(list)
+    with sc.store.lock:
+        rows = sc.store.db.execute(
+            "select ds.deal_id, ds.stage from deals d join deal_stages ds on ds.deal_id = d.id"
+            f" where d.outcome in ('won', 'lost') and d.closed_at is not null{tsql}{rsql} order by ds.deal_id, ds.at, ds.id",
+            tp + rp,
+        ).fetchall()
+    for s in rows:
+        lst = stages[s[0]]
+        if s[1] not in lst:
+            lst.append(s[1])
+    sc.cache[key] = stages
+    return stages
+
+
 def _win_agg(sc: Scope, atoms: list[dict]) -> dict:
     acc: dict[str, dict] = {}
+    history = _deal_stages(sc)
     for d in atoms:
-        for pos, st in enumerate(x for x in d["stages"] if not _is_closing_stage(x)):
+        hist = history.get(d["id"], [])
+        if d["stage"] and d["stage"] not in hist:
+            hist = hist + [d["stage"]]
+        for pos, st in enumerate(x for x in hist if not _is_closing_stage(x)):
             t = acc.setdefault(st, {"stage": st, "reached": 0, "won": 0, "pos": []})
             t["reached"] += 1
             t["won"] += d["outcome"] == "won"
