@@ -261,6 +261,10 @@ class Orchestrator:
                            ev.get("rep_id"), dict(result or {}))]
         status = result["status"]
         info = {k: v for k, v in result.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))}
+        if result.get("duplicate"):
+            # judged already (by hand with `coachloop certify`): the transition happened then
+            return [Action(ev["id"], ev["type"], f"certification.{status}", f"practice {sid} was already judged: {status}",
+                           ev.get("rep_id"), info)]
         eid = self.store.event("loop.certified", rep_id=ev.get("rep_id"), subject=f"session:{sid}", cause=ev["id"],
                                data={"session_id": sid, "status": status, "certification": result.get("certification_id") or result.get("certification"),
                                      "gap_id": result.get("gap_id")})
