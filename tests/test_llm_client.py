@@ -356,3 +356,13 @@ def test_key_never_logged_or_shown(fake_openai, caplog):
     assert KEY not in str(ei.value)
     cfg = resolve_config(None, env)
     assert KEY not in repr(cfg)
+
+
+def test_probe_reports_health(fake_openai):
+    fake_openai.reply('{"ok": true}')
+    c = make(fake_openai)
+    p = c.probe()
+    assert p["ok"] is True and p["model"] == "judge-model" and p["format"] == "json_schema" and p["latency_ms"] >= 0
+    fake_openai.error(401, "bad key")
+    p = c.probe()
+    assert p["ok"] is False and "authentication failed" in p["error"]

@@ -397,6 +397,25 @@ class LLMClient:
         return self._run(messages, parse, response_format=(name, schema), temperature=temperature,
                          max_tokens=max_tokens, what=f"{name} JSON")
 
+    def probe(self) -> dict:
+        """One small structured request, for a health check (`coachloop doctor`, MCP status):
+        {ok, model, base_url, engine_version, format, latency_ms, error}. Never raises."""
+
+        class Ping(BaseModel):
+            ok: bool
+
+        t0 = time.monotonic()
+        out = {"model": self.model, "base_url": self.base_url or "https://api.openai.com/v1",
+               "engine_version": self.engine_version}
+        try:
+            self.complete_json([{"role": "system", "content": "You are a health check."},
+                                {"role": "user", "content": 'Answer with {"ok": true}.'}], Ping, name="ping")
+            out.update(ok=True, error=None)
+        except LLMError as e:
+            out.update(ok=False, error=str(e))
+        out.update(format=self._format_mode, latency_ms=round((time.monotonic() - t0) * 1000, 1))
+        return out
+
     # ----------------------------------------------------------------- machinery
 
     def _bump(self, key: str, n: int = 1) -> None:
