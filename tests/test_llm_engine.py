@@ -439,3 +439,22 @@ def test_long_quote_is_trimmed(fake_openai, client):
                                        "reason": "asks"}]})
     v = line(score_with_llm(turns(texts), SCORECARD, client=client), "budget_confirmed")
     assert v.verdict == "pass" and len(v.quote) <= 302 and v.quote.startswith("So tell me about part 0")
+
+
+def test_rubric_block_carries_the_scorecards_rules(playbook_dir):
+    from playbook.loader import load_playbook
+
+    pb = load_playbook(playbook_dir)
+    card = pb.scorecard("discovery") if (playbook_dir / "scorecards" / "discovery.yaml").exists() else SCORECARD
+    msgs = build_messages([(s, t, r) for s, r, t in TEXTS], card)
+    rubric = {r["id"]: r for r in parse_rubric({"body": {"messages": msgs}})}
+    assert list(rubric) == [ln.id for ln in card.lines]
+    for ln in card.lines:
+        item = rubric[ln.id]
+        assert item["title"] == ln.title and item["conditional"] == (ln.trigger is not None)
+        if ln.before_first_question:
+            assert any("first real discovery question" in r for r in item["rules"])
+        if ln.min_answer_words:
+            assert any(f"at least {ln.min_answer_words} words" in r for r in item["rules"])
+        if ln.kind == "agreement":
+            assert any("both sides settle" in r for r in item["rules"])

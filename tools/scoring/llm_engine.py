@@ -41,7 +41,7 @@ from tools.scoring import CallScore, LineVerdict, weighted_score
 
 log = logging.getLogger("coachloop.llm")
 
-PROMPT_VERSION = "judge-1"
+PROMPT_VERSION = "judge-2"
 ENGINE = "llm"
 QUOTE_NOT_FOUND = "quote not found in transcript"
 MIN_QUOTE_CHARS = 4  # normalised characters: shorter "evidence" ("ok", "so") proves nothing
@@ -164,10 +164,28 @@ def rubric_block(scorecard: Scorecard) -> str:
                                 "conditional": ln.trigger is not None}
         if ln.description:
             item["description"] = " ".join(ln.description.split())
+        rules = []
+        if getattr(ln, "before_first_question", False):
+            rules.append("counts only before the rep's first real discovery question (small talk and "
+                         "logistics questions excepted)")
+        if getattr(ln, "min_answer_words", 0):
+            rules.append(f"the other side must actually answer: their next turn has at least {ln.min_answer_words} words")
+        if ln.kind == "agreement":
+            rules.append("both sides settle on it: the rep proposes something concrete and the buyer accepts; a vague "
+                         "'I'll send something over and we'll circle back' is not it")
+        elif ln.kind == "question":
+            rules.append("the rep must ask (a question, with or without a question mark); stating or pitching the "
+                         "topic does not count")
         if ln.trigger is not None:
             trig = ln.trigger
             item["trigger"] = {"speaker": trig.speaker, "description": trig.description,
                                "phrases": trig.phrases[:10]}
+            scope = getattr(trig, "scope", "reply")
+            rules.append({"reply": "once the trigger happens, judge the rep's reply right after it",
+                          "after": "once the trigger happens, judge any rep turn after it",
+                          "call": "once the trigger happens, judge the whole call"}.get(scope, ""))
+        if rules:
+            item["rules"] = [r for r in rules if r]
         if ln.examples:
             item["examples"] = ln.examples[:6]
         if ln.phrases:
