@@ -9,6 +9,7 @@ import sys
 
 COMMAND_MODULES = [
     "server.cli.playbook_cmds",  # init, validate, test, diff
+    "server.cli.test_cmd",  # test (rubric tests: agreement per line)
     "server.cli.score_cmds",  # score, ingest, rescore, override, calls, call
     "server.cli.rep_cmds",  # rep add/list/show, deal record/show
     "server.cli.loop_cmds",  # attribute, scenario, assign, practice, certify, gate, lift
