@@ -68,9 +68,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not root.handlers:
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="coachloop: %(levelname)s: %(message)s")
 
-    from server.mcp.app import build_server
     from server.mcp.auth import AuthConfigError, TokenSet
-    from server.mcp.http_app import ServeError, is_loopback, parse_hostport, serve_http
+    from server.mcp.netaddr import ServeError, is_loopback, parse_hostport
 
     host = port = None
     tokens = None
@@ -96,6 +95,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 )
     elif args.no_auth or args.tokens_file:
         raise CLIError("--no-auth and --tokens-file apply to --http only; stdio needs no tokens")
+
+    from server.mcp.app import build_server
+    from server.mcp.http_app import serve_http
 
     coach = open_coach(args)
     stop_watch = None if args.no_watch else _start_watcher(coach)

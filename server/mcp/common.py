@@ -67,7 +67,6 @@ _CLI_HINTS = (
     ("`coachloop calls`", "the coachloop://reps/{rep} resource"),
     ("`coachloop attribute`", "the attribute tool"),
     ("`coachloop validate`", "the validate_playbook tool"),
-    ("`coachloop deal record", "the record_deal tool (`coachloop deal record"),
 )
 
 

@@ -129,5 +129,6 @@ def call_detail(coach: Coach, call_id: str | int, *, with_quotes: bool = True) -
 def team_metrics(coach: Coach) -> dict:
     from tools import metrics  # the metrics engineer's module
 
-    fn = getattr(metrics, "team_metrics", None) or getattr(metrics, "compute", None) or getattr(metrics, "metrics")
-    return fn(coach)
+    from .loop_tools import shrink
+
+    return shrink(metrics.compute_metrics(coach), 10)
