@@ -366,3 +366,9 @@ def test_probe_reports_health(fake_openai):
     fake_openai.error(401, "bad key")
     p = c.probe()
     assert p["ok"] is False and "authentication failed" in p["error"]
+
+
+def test_wrong_base_url_path_gives_a_hint(fake_openai):
+    c = LLMClient(model="m", base_url=fake_openai.base_url.removesuffix("/v1") + "/api", timeout=2, retries=0)
+    with pytest.raises(LLMError, match=r"HTTP 404.*usually serve under /v1"):
+        c.complete_text(MSGS)

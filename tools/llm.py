@@ -478,7 +478,11 @@ class LLMClient:
                     attempt -= 1  # a format fallback is not a failed attempt
                     continue
                 self._bump("failures")
-                raise LLMError(self._where() + f": request rejected (HTTP {e.status_code}): {_api_message(e)}",
+                hint = ""
+                if e.status_code == 404:
+                    hint = ("; check llm.base_url (OpenAI-compatible servers usually serve under /v1, e.g. "
+                            "http://localhost:11434/v1) and llm.model")
+                raise LLMError(self._where() + f": request rejected (HTTP {e.status_code}): {_api_message(e)}{hint}",
                                attempts=attempt, status=e.status_code) from None
             except openai.AuthenticationError as e:
                 self._bump("failures")
