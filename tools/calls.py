@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -205,84 +206,165 @@ def score_call(
     lines: [{id, verdict, turn, quote, reason}]}.
     """
     store = coach.store
+    transcript = _as_transcript(source, source_name, fmt)
+    existing = call_store.find_by_hash(store, transcript.content_hash())
+    if existing is not None:
+        call = call_store.get_call(store, existing, with_turns=False)
+        return _result(call, resolve_rep(store, call["rep_id"]), True)
+    engine_name, client = pick_engine(coach, engine)
+    prepared = prepare_call(coach.playbook, transcript, roster(store), rep=rep, call_type=call_type,
+                            scorecard_id=scorecard_id, occurred_at=occurred_at, engine=engine_name, llm=client,
+                            source_name=source_name)
+    return store_prepared(coach, prepared, rep=rep, segment=segment, deal_id=deal_id, stage=stage, live=live)
+
+
+def _as_transcript(source: str | Transcript, source_name: str | None, fmt: str | None) -> Transcript:
     if isinstance(source, Transcript):
         transcript = source
     elif isinstance(source, str):
         transcript = read_transcript(source, source=source_name or "<text>", fmt=fmt)
     else:
         raise TypeError(f"source must be transcript text or a Transcript, not {type(source).__name__}")
-    src = source_name or transcript.source
-    meta = transcript.meta if isinstance(transcript.meta, dict) else {}
     if not transcript.turns:
-        raise TranscriptError(src, "no turns to score")
+        raise TranscriptError(source_name or transcript.source, "no turns to score")
+    return transcript
 
-    source_hash = transcript.content_hash()
-    existing = call_store.find_by_hash(store, source_hash)
-    if existing is not None:
-        call = call_store.get_call(store, existing, with_turns=False)
-        return _result(call, resolve_rep(store, call["rep_id"]), True)
 
-    call_type = call_type or (meta.get("call_type") if isinstance(meta.get("call_type"), str) else None) or DEFAULT_CALL_TYPE
-    card, version = _scorecard(coach, scorecard_id, call_type)
-    speaker = identify_rep(transcript, rep, roster(store))
+@dataclass
+class PreparedCall:
+    """A parsed and scored call, not stored yet (picklable: ingest workers hand it to the writer)."""
+
+    source_name: str
+    source_hash: str
+    format: str
+    speaker: str
+    declared: bool  # the rep was named (argument, the file's `rep`, Gong Internal): create if unknown
+    call_type: str
+    scorecard_id: str
+    scorecard_version: str
+    engine: str
+    engine_version: str
+    score: float
+    verdicts: list[dict]
+    turns: list[dict]
+    occurred_at: str
+    segment_hint: str | None = None
+
+
+def prepare_call(
+    playbook,
+    transcript: Transcript,
+    roster_names: list[str],
+    *,
+    rep: str | None = None,
+    call_type: str | None = None,
+    scorecard_id: str | None = None,
+    occurred_at: str | None = None,
+    engine: str = "offline",
+    llm: Any = None,
+    source_name: str | None = None,
+) -> PreparedCall:
+    """The CPU part of scoring a call, touching no store: identify the rep among the speakers
+    (`rep`, else the file's own, else `roster_names`), pick the scorecard, score the turns."""
+    meta = transcript.meta if isinstance(transcript.meta, dict) else {}
+    call_type = call_type or _meta_str(meta, "call_type") or DEFAULT_CALL_TYPE
+    card = playbook.scorecard(scorecard_id) if scorecard_id else playbook.scorecard_for(call_type)
+    version = playbook.version_of("scorecards", card.id) or ""
+    speaker = identify_rep(transcript, rep, roster_names)
     declared = bool(rep) or _declared_rep(transcript, speaker)
     transcript.assign_rep(speaker)
-    engine_name, client = pick_engine(coach, engine)
-    scored = _score_turns(transcript.turns, card, version, engine_name, client)
-    when = parse_when(occurred_at, "occurred_at") or _meta_time(meta) or now_iso()
+    scored = _score_turns(transcript.turns, card, version, engine, llm)
+    return PreparedCall(
+        source_name=source_name or transcript.source,
+        source_hash=transcript.content_hash(),
+        format=transcript.format,
+        speaker=speaker,
+        declared=declared,
+        call_type=call_type,
+        scorecard_id=card.id,
+        scorecard_version=version,
+        engine=scored.engine,
+        engine_version=scored.engine_version,
+        score=float(scored.score),
+        verdicts=[{"line_id": ln.id, "verdict": ln.verdict, "turn": ln.turn, "quote": ln.quote, "reason": ln.reason}
+                  for ln in scored.lines],
+        turns=[_turn_json(t) for t in transcript.turns],
+        occurred_at=parse_when(occurred_at, "occurred_at") or _meta_time(meta) or now_iso(),
+        segment_hint=_meta_str(meta, "segment"),
+    )
 
+
+def store_prepared(
+    coach,
+    prep: PreparedCall,
+    *,
+    rep: str | None = None,
+    segment: str | None = None,
+    deal_id: str | None = None,
+    stage: str | None = None,
+    live: bool = True,
+) -> dict:
+    """Store a prepared call once, with its rep (created when named and unknown), its deal
+    (created when unknown) and the `call.scored` event, in one transaction (a savepoint inside
+    a caller's larger transaction). Returns the `score_call` result."""
+    store = coach.store
     with store.transaction() as db, db.atomic():
-        rep_row = _resolve_or_create_rep(store, speaker, rep, declared)
+        existing = call_store.find_by_hash(store, prep.source_hash)
+        if existing is not None:
+            call = call_store.get_call(store, existing, with_turns=False)
+            return _result(call, resolve_rep(store, call["rep_id"]), True)
+        rep_row = _resolve_or_create_rep(store, prep.speaker, rep, prep.declared)
         deal_row = None
         if deal_id:
             deal_row = find_deal(store, deal_id)
             if deal_row is None or stage:
                 deal_row = record_deal(store, deal_id, rep=rep_row["id"] if deal_row is None else None,
-                                       stage=stage, at=when, segment=segment)
-        seg = segment or (deal_row or {}).get("segment") or _meta_str(meta, "segment") or rep_row.get("segment")
-        verdicts = [
-            {"line_id": ln.id, "verdict": ln.verdict, "turn": ln.turn, "quote": ln.quote, "reason": ln.reason}
-            for ln in scored.lines
-        ]
+                                       stage=stage, at=prep.occurred_at, segment=segment)
+        seg = segment or (deal_row or {}).get("segment") or prep.segment_hint or rep_row.get("segment")
         row = {
-            "source_hash": source_hash,
-            "source_name": src,
-            "format": transcript.format,
+            "source_hash": prep.source_hash,
+            "source_name": prep.source_name,
+            "format": prep.format,
             "rep_id": rep_row["id"],
-            "rep_speaker": speaker,
-            "call_type": call_type,
-            "scorecard_id": card.id,
-            "scorecard_version": version,
+            "rep_speaker": prep.speaker,
+            "call_type": prep.call_type,
+            "scorecard_id": prep.scorecard_id,
+            "scorecard_version": prep.scorecard_version,
             "segment": seg,
             "deal_id": deal_id,
             "stage": stage or ((deal_row or {}).get("stage") if deal_id else None),
-            "occurred_at": when,
-            "turns": [_turn_json(t) for t in transcript.turns],
-            "engine": scored.engine,
-            "engine_version": scored.engine_version,
-            "score": float(scored.score),
+            "occurred_at": prep.occurred_at,
+            "turns": prep.turns,
+            "engine": prep.engine,
+            "engine_version": prep.engine_version,
+            "score": prep.score,
             "live": 1 if live else 0,
         }
-        call_id, duplicate = call_store.insert_call(store, row, verdicts)
+        call_id, duplicate = call_store.insert_call(store, row, prep.verdicts)
         if not duplicate:
             store.event(
                 "call.scored",
                 rep_id=rep_row["id"],
                 subject=f"call:{call_id}",
                 data={
-                    "call_type": call_type,
-                    "scorecard": card.id,
-                    "scorecard_version": version,
-                    "score": row["score"],
+                    "call_type": prep.call_type,
+                    "scorecard": prep.scorecard_id,
+                    "scorecard_version": prep.scorecard_version,
+                    "score": prep.score,
                     "live": bool(live),
-                    "engine": scored.engine,
+                    "engine": prep.engine,
                     "segment": seg,
                     "deal": deal_id,
                     "stage": row["stage"],
-                    "verdicts": {v["line_id"]: v["verdict"] for v in verdicts},
+                    "verdicts": {v["line_id"]: v["verdict"] for v in prep.verdicts},
                 },
             )
-    call = call_store.get_call(store, call_id, with_turns=False)
+        result = _result_from_row(call_id, row, prep.verdicts, rep_row, duplicate)
+    return result
+
+
+def _result_from_row(call_id: int, row: dict, verdicts: list[dict], rep_row: dict, duplicate: bool) -> dict:
+    call = {**row, "id": call_id, "verdicts": [{**v, "overridden_at": None} for v in verdicts]}
     return _result(call, rep_row, duplicate)
 
 
@@ -456,8 +538,9 @@ def rescore(
     }
     with store.transaction() as db:
         db.execute("update jobs set status = 'done', updated_at = ? where id = ?", [now_iso(), job_id])
-        store.event("scorecard.rescored", subject=f"scorecard:{card.id}",
-                    data={k: v for k, v in summary.items() if k != "flips"})
+        if rescored:
+            store.event("scorecard.rescored", subject=f"scorecard:{card.id}",
+                        data={k: v for k, v in summary.items() if k != "flips"})
     return summary
 
 

@@ -23,7 +23,8 @@ from typing import Any, Callable, Iterable
 
 from playbook.loader import PlaybookError
 from store.db import StoreError, now_iso
-from tools.calls import score_call
+from store.reps import roster
+from tools.calls import pick_engine, prepare_call, score_call, store_prepared
 from tools.transcripts import MAX_BYTES, TranscriptError, decode_bytes, read_transcript
 
 log = logging.getLogger("coachloop")
@@ -168,15 +169,19 @@ def ingest_paths(
     progress: Callable[[int, int, str], None] | None = None,
     on_result: Callable[[dict], None] | None = None,
     on_error: Callable[[dict], None] | None = None,
-    chunk: int = 100,
+    chunk: int = 200,
+    workers: int | None = None,
     **meta: Any,
 ) -> IngestSummary:
     """Score every transcript in `paths` (files, folders, globs) with the same call metadata
     (`rep`, `call_type`, `scorecard_id`, `segment`, `deal_id`, `stage`, `occurred_at`, `fmt`,
-    `live`, `engine`). Writes are grouped in one transaction per `chunk` files (each call in its
-    own savepoint, so a failing call leaves nothing behind and the rest of the chunk commits).
-    `progress(done, total, file)` after each file; `on_result(result)` / `on_error({file, line,
-    message})` as they happen."""
+    `live`, `engine`).
+
+    Reading, parsing and scoring run in `workers` processes (default: one per CPU for batches of
+    50 files or more with the offline engine, else in this process); storing runs here, one
+    transaction per `chunk` calls with each call in its own savepoint, so a call that fails leaves
+    nothing behind and the rest of the chunk commits. `progress(done, total, file)` after each
+    file; `on_result(result)` / `on_error({file, line, message})` as they happen, in file order."""
     bad = [k for k in meta if k not in META_KEYS]
     if bad:
         raise TypeError(f"unknown call metadata: {', '.join(bad)} (known: {', '.join(META_KEYS)})")
@@ -187,28 +192,117 @@ def ingest_paths(
         if on_error:
             on_error(prob)
     total = len(files)
+    engine_name, client = pick_engine(coach, meta.get("engine"))
+    n = _worker_count(workers, total, engine_name)
+
+    def ok(result: dict) -> None:
+        summary.results.append(result)
+        if result["duplicate"]:
+            summary.duplicates += 1
+        else:
+            summary.scored += 1
+        if on_result:
+            on_result(result)
+
+    def fail(path: str, exc: BaseException) -> None:
+        entry = _error_entry(path, exc)
+        summary.failed.append(entry)
+        if on_error:
+            on_error(entry)
+
     store = coach.store
-    for start in range(0, total, max(1, chunk)):
-        with store.transaction():
-            for i, f in enumerate(files[start:start + chunk], start=start + 1):
-                try:
-                    result = ingest_file(coach, f, **meta)
-                except FILE_ERRORS as exc:
-                    entry = _error_entry(str(f), exc)
-                    summary.failed.append(entry)
-                    if on_error:
-                        on_error(entry)
-                else:
-                    summary.results.append(result)
-                    if result["duplicate"]:
-                        summary.duplicates += 1
-                    else:
-                        summary.scored += 1
-                    if on_result:
-                        on_result(result)
-                if progress:
-                    progress(i, total, str(f))
+    if n <= 1:
+        for start in range(0, total, max(1, chunk)):
+            with store.transaction():
+                for i, f in enumerate(files[start:start + chunk], start=start + 1):
+                    try:
+                        ok(ingest_file(coach, f, **meta))
+                    except FILE_ERRORS as exc:
+                        fail(str(f), exc)
+                    if progress:
+                        progress(i, total, str(f))
+        return summary
+
+    prep_meta = {k: meta.get(k) for k in ("rep", "call_type", "scorecard_id", "occurred_at", "fmt")}
+    prep_meta["engine"] = engine_name
+    store_meta = {k: meta[k] for k in ("rep", "segment", "deal_id", "stage", "live") if k in meta}
+    ctx = _mp_context()
+    with ctx.Pool(n, initializer=_worker_init, initargs=(coach.playbook, roster(store), prep_meta)) as pool:
+        results = pool.imap(_worker_prepare, [str(f) for f in files], chunksize=4)
+        done = 0
+        while done < total:
+            with store.transaction():
+                for _ in range(min(chunk, total - done)):
+                    status, path, digest, payload = next(results)
+                    done += 1
+                    try:
+                        if status == "ok":
+                            result = store_prepared(coach, payload, **store_meta)
+                            _record(coach, path, digest, "duplicate" if result["duplicate"] else "scored", result["call"], None)
+                            ok(result)
+                        elif status == "retry":  # the rep may be on the roster by now: do it here
+                            ok(ingest_file(coach, path, **meta))
+                        else:
+                            if digest:
+                                _record(coach, path, digest, "failed", None, _entry_text(payload))
+                            summary.failed.append(payload)
+                            if on_error:
+                                on_error(payload)
+                    except FILE_ERRORS as exc:
+                        if status == "ok":
+                            _record(coach, path, digest, "failed", None, str(exc))
+                        fail(path, exc)
+                    if progress:
+                        progress(done, total, path)
     return summary
+
+
+def _entry_text(entry: dict) -> str:
+    return (f"line {entry['line']}: " if entry.get("line") else "") + entry["message"]
+
+
+def _worker_count(workers: int | None, total: int, engine: str) -> int:
+    if workers is not None:
+        return max(1, min(int(workers), max(1, total)))
+    if engine != "offline" or total < 50:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _mp_context():
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(playbook, roster_names: list[str], prep_meta: dict) -> None:
+    logging.getLogger("coachloop").setLevel(logging.ERROR)
+    _WORKER.update(playbook=playbook, roster=roster_names, meta=prep_meta)
+
+
+def _worker_prepare(path: str) -> tuple[str, str, str, Any]:
+    """In a worker: read, parse and score one file. ("ok", path, digest, PreparedCall),
+    ("retry", ...) when the rep could not be told from a roster snapshot, or ("error", ..., entry)."""
+    meta = dict(_WORKER["meta"])
+    digest = ""
+    try:
+        data = Path(path).read_bytes()
+        digest = file_hash(data)
+        transcript = _read_bytes(data, path, meta.pop("fmt", None))
+        prep = prepare_call(_WORKER["playbook"], transcript, _WORKER["roster"], rep=meta["rep"],
+                            call_type=meta["call_type"], scorecard_id=meta["scorecard_id"],
+                            occurred_at=meta["occurred_at"], engine=meta["engine"], source_name=path)
+        return "ok", path, digest, prep
+    except TranscriptError as exc:
+        if not meta.get("rep") and "which speaker is the rep" in str(exc):
+            return "retry", path, digest, None
+        return "error", path, digest, _error_entry(path, exc)
+    except Exception as exc:  # one bad file never stops the batch
+        return "error", path, digest, _error_entry(path, exc)
 
 
 # --------------------------------------------------------------------------- the inbox
