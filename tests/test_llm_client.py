@@ -207,16 +207,31 @@ def test_connection_refused_is_a_clear_error():
 def test_response_format_fallback_when_endpoint_rejects_json_schema(fake_openai):
     fake_openai.reject_response_format = True
     fake_openai.reply('{"x": 11}')  # served to the fallback request
-    c = make(fake_openai)
+    c = make(fake_openai, model="old-server-model")  # own model name: the learnt mode is per endpoint+model
     assert c.complete_json(MSGS, Answer).x == 11
     first, second = fake_openai.completions()
     assert first["body"]["response_format"]["type"] == "json_schema"
     assert second["body"]["response_format"] == {"type": "json_object"}
-    assert '"x"' in second["body"]["messages"][-1]["content"]  # the schema is now in the prompt
-    # the fallback sticks for later calls: no second rejection
+    hint = second["body"]["messages"][0]
+    assert hint["role"] == "system" and '"x"' in hint["content"]  # the schema is now in the prompt, up front
+    # the fallback sticks for later calls, also for a new client of the same endpoint: no second rejection
     fake_openai.reply('{"x": 12}')
-    assert c.complete_json(MSGS, Answer).x == 12
+    assert make(fake_openai, model="old-server-model").complete_json(MSGS, Answer).x == 12
     assert len(fake_openai.completions()) == 3
+
+
+def test_prompt_mode_fallback_keeps_one_leading_system_message(fake_openai):
+    fake_openai.reject_response_format = True
+    fake_openai.error(400, "response_format json_object is not supported")  # then json_object is refused too
+    fake_openai.reply('{"x": 13}')
+    c = make(fake_openai, model="prompt-only-model")
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    assert c.complete_json(msgs, Answer).x == 13
+    last = fake_openai.completions()[-1]["body"]
+    assert "response_format" not in last
+    assert [m["role"] for m in last["messages"]] == ["system", "user"]
+    assert last["messages"][0]["content"].startswith("Be brief.") and '"x"' in last["messages"][0]["content"]
+    assert msgs[0]["content"] == "Be brief."  # the caller's messages are not modified
 
 
 def test_text_completion_round_trip(fake_openai):

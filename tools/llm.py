@@ -248,6 +248,7 @@ def resolve_config(settings: Any = None, env: Mapping[str, str] | None = None) -
 # building one costs ~0.2 s (TLS context), and callers such as the roleplay buyer resolve the
 # client from the policy on every turn. The key is part of the cache key only as a hash.
 _OPENAI_CLIENTS: dict[tuple, Any] = {}
+_FORMAT_MODES: dict[tuple, str] = {}  # (base_url, model) -> structured-output mode the endpoint accepts
 
 
 def _openai_client(base_url: str | None, api_key: str, timeout: float):
@@ -311,7 +312,7 @@ class LLMClient:
         key = (base_url or "https://api.openai.com/v1", model, self.concurrency)
         with _SEM_LOCK:
             self._sem = _SEMAPHORES.setdefault(key, threading.BoundedSemaphore(self.concurrency))
-        self._format_mode = "json_schema"  # -> "json_object" -> "prompt" when the endpoint rejects it
+        self._format_key = (base_url or "https://api.openai.com/v1", model)
         self._stats_lock = threading.Lock()
         self.stats = {"requests": 0, "retries": 0, "failures": 0, "prompt_tokens": 0, "completion_tokens": 0,
                       "malformed": 0, "in_flight_max": 0}
@@ -337,6 +338,16 @@ class LLMClient:
         log.debug("llm: using %s at %s (key from %s)", cfg.model, cfg.base_url or "api.openai.com",
                  cfg.key_source or "none")
         return client
+
+    @property
+    def _format_mode(self) -> str:
+        """"json_schema" -> "json_object" -> "prompt": what this endpoint and model accept, learnt
+        once per process from its 400s (shared by every client of the endpoint)."""
+        return _FORMAT_MODES.get(self._format_key, "json_schema")
+
+    @_format_mode.setter
+    def _format_mode(self, mode: str) -> None:
+        _FORMAT_MODES[self._format_key] = mode
 
     @property
     def engine_version(self) -> str:
@@ -438,7 +449,12 @@ class LLMClient:
                                         "json_schema": {"name": name, "schema": schema, "strict": True}}}, messages
         hint = ("Answer with one JSON object only, no prose and no code fence, matching this JSON schema:\n"
                 + json.dumps(schema, ensure_ascii=False))
-        msgs = list(messages) + [{"role": "system", "content": hint}]
+        msgs = list(messages)
+        # into the first system message: some chat templates reject a system message anywhere else
+        if msgs and msgs[0].get("role") == "system" and isinstance(msgs[0].get("content"), str):
+            msgs[0] = {**msgs[0], "content": msgs[0]["content"] + "\n\n" + hint}
+        else:
+            msgs.insert(0, {"role": "system", "content": hint})
         if mode == "json_object":
             return {"response_format": {"type": "json_object"}}, msgs
         return {}, msgs
