@@ -1,0 +1,217 @@
+"""Export every table and the weekly metric series for a warehouse, incrementally.
+
+    export(coach_or_store, out_dir, fmt="csv"|"jsonl"|"parquet", since=None, playbook=None) -> manifest
+
+Each table goes to `<out_dir>/<table>.<ext>` with the rows whose `updated_at` is at or after the
+cursor `since` (all rows without one); `metric_series.<ext>` holds the weekly series of every
+metric for everyone (always in full: replace it on load). `manifest.json` records the format, the
+cursor used, the new cursor (pass it as --since next time), each file's row count, primary key and
+column types. The schema is documented in docs/DATA.md.
+
+Cursor: every table's `updated_at` is kept by triggers as ISO 8601 UTC with milliseconds
+(`2026-03-14T15:30:00.123Z`), in one format, so it sorts as text. The export reads every table in
+one read transaction (a consistent snapshot); the new cursor is the largest `updated_at` it saw.
+Loads are inclusive (`>=`), so a row can come twice across exports: load by upsert on the primary
+key. SQLite has one writer at a time, so no row can commit later with an older `updated_at`.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from store.db import Store
+
+FORMATS = ("csv", "jsonl", "parquet")
+SKIP_TABLES = {"meta", "call_daily", "verdict_daily", "verdict_daily_all"}
+CURSOR_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$")
+SERIES_COLUMNS = [("metric", "TEXT"), ("scope", "TEXT"), ("week", "TEXT"), ("key", "TEXT"), ("value", "REAL"), ("data", "TEXT")]
+BATCH = 5000
+
+
+class ExportError(ValueError):
+    """An export that cannot be done (bad format or cursor, pyarrow missing)."""
+
+
+def _store(x) -> Store:
+    return x.store if hasattr(x, "store") else x
+
+
+def normalise_cursor(since: str | None) -> str | None:
+    """A cursor from a manifest (`2026-03-14T15:30:00.123Z`) or any ISO date/time -> the
+    `updated_at` format (UTC, milliseconds, Z)."""
+    if since is None or str(since).strip() == "":
+        return None
+    text = str(since).strip()
+    if not CURSOR_RE.match(text):
+        raise ExportError(f"--since '{since}' is not a cursor: use the 'cursor' from the last export's manifest.json "
+                          "or an ISO date/time such as 2026-03-14 or 2026-03-14T15:30:00Z")
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    dt = dt.astimezone(timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def table_schema(store: Store, table: str) -> dict:
+    cols = [{"name": c.name, "type": (c.type or "TEXT").upper()} for c in store.db[table].columns]
+    pks = store.db[table].pks
+    return {"columns": cols, "primary_key": pks if pks != ["rowid"] else ["rowid"]}
+
+
+def export_tables(store: Store) -> list[str]:
+    return [t for t in store.db.table_names() if t not in SKIP_TABLES and not t.startswith("sqlite_") and not t.endswith("_fts")]
+
+
+class _Writer:
+    def __init__(self, path: Path, fmt: str, columns: list[tuple[str, str]]):
+        self.path, self.fmt, self.columns = path, fmt, columns
+        self.rows = 0
+        self._buf: list[tuple] = []
+        if fmt == "csv":
+            self._fh = path.open("w", encoding="utf-8", newline="")
+            self._csv = csv.writer(self._fh)
+            self._csv.writerow([c for c, _ in columns])
+        elif fmt == "jsonl":
+            self._fh = path.open("w", encoding="utf-8")
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            self._pa = pa
+            types = {"INTEGER": pa.int64(), "REAL": pa.float64(), "FLOAT": pa.float64(), "TEXT": pa.string()}
+            self._schema = pa.schema([(c, types.get(t, pa.string())) for c, t in columns])
+            self._pq = pq.ParquetWriter(str(path), self._schema)
+
+    def write(self, row: tuple) -> None:
+        self.rows += 1
+        if self.fmt == "csv":
+            self._csv.writerow(["" if v is None else v for v in row])
+        elif self.fmt == "jsonl":
+            self._fh.write(json.dumps(dict(zip((c for c, _ in self.columns), row)), ensure_ascii=False, default=str) + "\n")
+        else:
+            self._buf.append(row)
+            if len(self._buf) >= BATCH:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self._buf:
+            return
+        pa = self._pa
+        arrays = []
+        for i, f in enumerate(self._schema):
+            vals = [r[i] for r in self._buf]
+            if pa.types.is_string(f.type):
+                vals = [None if v is None else str(v) for v in vals]
+            elif pa.types.is_floating(f.type):
+                vals = [None if v is None or v == "" else float(v) for v in vals]
+            elif pa.types.is_integer(f.type):
+                vals = [None if v is None or v == "" else int(v) for v in vals]
+            arrays.append(pa.array(vals, type=f.type))
+        self._pq.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
+        self._buf = []
+
+    def close(self) -> None:
+        if self.fmt == "parquet":
+            self._flush()
+            self._pq.close()
+        else:
+            self._fh.close()
+
+
+def _check_format(fmt: str) -> str:
+    fmt = (fmt or "csv").lower()
+    if fmt not in FORMATS:
+        raise ExportError(f"--format '{fmt}' is not one of {', '.join(FORMATS)}")
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+            import pyarrow.parquet  # noqa: F401
+        except ImportError:
+            raise ExportError("parquet needs pyarrow, which is not installed: pip install 'coachloop[parquet]' "
+                              "(or use --format csv or jsonl)") from None
+    return fmt
+
+
+def export(coach_or_store, out_dir: str | Path, fmt: str = "csv", since: str | None = None, *, metrics: bool = True) -> dict:
+    """Write the tables changed since the cursor and the weekly metric series; return the manifest."""
+    fmt = _check_format(fmt)
+    cursor = normalise_cursor(since)
+    store = _store(coach_or_store)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ext = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}[fmt]
+    started = datetime.now(timezone.utc)
+    tables: dict[str, Any] = {}
+    new_cursor = cursor
+    with store.lock:
+        conn = store.db.conn
+        own_txn = not conn.in_transaction
+        if own_txn:
+            conn.execute("BEGIN")  # one snapshot for every table (WAL readers do not block writers)
+        try:
+            for table in export_tables(store):
+                schema = table_schema(store, table)
+                cols = [(c["name"], c["type"]) for c in schema["columns"]]
+                has_cursor = any(c == "updated_at" for c, _ in cols)
+                sql = f"select {', '.join(f'[{c}]' for c, _ in cols)} from [{table}]"
+                params: list = []
+                if cursor and has_cursor:
+                    sql += " where updated_at >= ?"
+                    params.append(cursor)
+                order = ", ".join(f"[{k}]" for k in schema["primary_key"]) or "rowid"
+                sql += f" order by {order}"
+                path = out / f"{table}.{ext}"
+                w = _Writer(path, fmt, cols)
+                top = None
+                ui = next((i for i, (c, _) in enumerate(cols) if c == "updated_at"), None)
+                try:
+                    for row in _iter(conn, sql, params):
+                        w.write(tuple(row))
+                        if ui is not None and row[ui] and (top is None or row[ui] > top):
+                            top = row[ui]
+                finally:
+                    w.close()
+                if top and (new_cursor is None or top > new_cursor):
+                    new_cursor = top
+                tables[table] = {"file": path.name, "rows": w.rows, "incremental": has_cursor, **schema}
+        finally:
+            if own_txn:
+                conn.execute("COMMIT")
+    if metrics:
+        from tools.metrics import compute_metrics, series_rows
+
+        res = compute_metrics(coach_or_store, weekly=True)
+        path = out / f"metric_series.{ext}"
+        w = _Writer(path, fmt, SERIES_COLUMNS)
+        try:
+            for r in series_rows(res):
+                w.write(tuple(r[c] for c, _ in SERIES_COLUMNS))
+        finally:
+            w.close()
+        tables["metric_series"] = {"file": path.name, "rows": w.rows, "incremental": False,
+                                   "columns": [{"name": c, "type": t} for c, t in SERIES_COLUMNS],
+                                   "primary_key": ["metric", "scope", "week", "key"]}
+    manifest = {
+        "format": fmt,
+        "schema_version": store.schema_version,
+        "since": cursor,
+        "cursor": new_cursor,
+        "exported_at": started.strftime("%Y-%m-%dT%H:%M:%S.") + f"{started.microsecond // 1000:03d}Z",
+        "load": "upsert each table on its primary_key; replace metric_series; pass 'cursor' as --since next time",
+        "tables": tables,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return manifest
+
+
+def _iter(conn, sql: str, params: list) -> Iterator[tuple]:
+    cur = conn.execute(sql, params)
+    while True:
+        rows = cur.fetchmany(BATCH)
+        if not rows:
+            return
+        yield from rows
