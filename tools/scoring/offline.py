@@ -419,7 +419,8 @@ def _judge_agreement(call: CallText, line: RubricLine, comp: Compiled, cands: li
         if prev_other and not any(refuses(b) for b in prev_other):
             own_item = prev_own is not None and item(prev_own) is not None
             for b in prev_other:
-                if agrees(b) and (item(b) is not None or own_item) or item(b) is not None and _any(comp.agree, tt.text):
+                other_proposed = item(b) is not None and (agrees(b) or any(c.question for c in b.clauses))
+                if agrees(b) and (item(b) is not None or own_item) or other_proposed and _any(comp.agree, tt.text):
                     return LineVerdict(id=line.id, verdict="pass", turn=tt.index, quote=hit.quote,
                                        reason=f"agreed and confirmed in turn {tt.index} ('{hit.what[:60]}')")
         # 2. proposal accepted by the other side's next turn(s)

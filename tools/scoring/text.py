@@ -29,7 +29,12 @@ from dataclasses import dataclass, field
 
 # --------------------------------------------------------------------------- word lists
 
-FILLERS = {"um", "umm", "uh", "uhh", "uhm", "erm", "er", "ah", "hmm", "hm", "mm", "mmm", "mhm", "mm-hmm", "uh-huh"}
+FILLERS = {"um", "umm", "uh", "uhh", "uhm", "erm", "er", "ah", "hmm", "hm", "mm", "mmm", "mhm", "mm-hmm", "uh-huh",
+           "ugh", "oh", "wow", "huh", "whoa", "gosh", "jeez", "oof", "ooh", "aha", "ahh", "haha", "ha", "heh"}
+# words that may precede the question word of a clause without changing what it asks
+HEDGES = {"roughly", "approximately", "just", "quickly", "generally", "typically", "honestly", "curious", "actually",
+          "realistically", "ballpark", "basically", "personally", "out", "of", "curiosity", "quick", "question"}
+SUBORDINATE = {"if", "when", "once", "suppose", "supposing", "assuming", "say", "before", "after", "since", "whenever"}
 STUTTER = {"i", "the", "a", "an", "and", "so", "we", "you", "it", "to", "is", "that", "of", "but", "or", "in", "on", "for", "like"}
 DISCOURSE = {
     "so", "and", "but", "or", "okay", "yeah", "yep", "yes", "cool", "alright", "great", "perfect",
@@ -267,6 +272,8 @@ def _wh_question(ws: list[str], j: int, start: int = 0) -> bool:
         return True
     if w in {"how", "which"} and nxt in {"much", "many", "one", "ones"} and j + 2 < len(ws) and ws[j + 2] in AUX:
         return True  # "how much has been set aside", "how many are still active"
+    if w == "how" and nxt in {"many", "much"}:
+        return True  # "how many people in the office would be editing it"
     if nxt in AUX:
         if w == "what" and nxt == "is":  # "what is nice is ..."
             return not STATEMENT_WH.match(" ".join(ws[j:]))
@@ -281,7 +288,7 @@ def _wh_question(ws: list[str], j: int, start: int = 0) -> bool:
         return not STATEMENT_WH.match(" ".join(ws[j:]))
     # wh + short noun phrase + auxiliary + subject: "what pos are you on", "how many temps are you"
     k = j + 1
-    limit = min(len(ws), j + 6)
+    limit = min(len(ws), j + 8)
     while k < limit:
         t = ws[k]
         if t in PRON and t not in {"this"}:
@@ -301,7 +308,7 @@ def clause_cue(ws: list[str]) -> bool:
     if ASK.search(text):
         return True
     k0 = 0
-    while k0 < len(ws) and ws[k0] in DISCOURSE:
+    while k0 < len(ws) and (ws[k0] in DISCOURSE or ws[k0] in HEDGES):
         k0 += 1
     if k0 < len(ws) - 1 and ws[k0] in AUX and (ws[k0 + 1] in SUBJ or ws[k0 + 1] in PRON):
         return True
@@ -441,6 +448,9 @@ def _mark_questions(sent: Sentence, punctuated: bool) -> None:
                 c.question = ASK.search(c.text) is not None
             return
     on = False
+    for k in range(len(cl) - 1):
+        if cl[k + 1].cue and not cl[k].cue and _subordinate(cl[k].text):
+            cl[k].cue = True  # "and if you changed nothing" + "what happens"
     for c in cl:
         if c.cue:
             c.question = True
@@ -457,6 +467,14 @@ EMBED_CONTEXT = re.compile(
     r"\b(about|understand|understanding|learn|learning|hear|hearing|know|knowing|see|seeing|explore|exploring|"
     r"figure out|sense of|look at|looking at|walk you through|show you|cover|covering|discuss|talk about|talking about)\b"
 )
+
+
+def _subordinate(text: str) -> bool:
+    ws = text.split()
+    k = 0
+    while k < len(ws) and (ws[k] in DISCOURSE or ws[k] in HEDGES):
+        k += 1
+    return k < len(ws) and ws[k] in SUBORDINATE
 
 
 def _embedded_continuation(prev: str, cur: str) -> bool:
