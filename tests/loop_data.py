@@ -24,9 +24,9 @@ def add_rep(store, rep_id, segment=None):
 
 
 def add_deal(store, deal_id, rep_id, outcome="open", stage="discovery", segment=None):
-    store.db["deals"].insert(
-        {"id": deal_id, "name": deal_id, "rep_id": rep_id, "outcome": outcome, "stage": stage, "segment": segment},
-        replace=True,
+    store.db.execute(
+        "insert or replace into deals (id, name, rep_id, outcome, stage, segment) values (?, ?, ?, ?, ?, ?)",
+        (deal_id, deal_id, rep_id, outcome, stage, segment),
     )
 
 
@@ -47,11 +47,13 @@ def add_call(store, rep_id, verdicts: dict[str, str], *, call_id=None, call_type
     }
     if call_id is not None:
         row["id"] = call_id
-    store.db["calls"].insert(row)
-    cid = call_id if call_id is not None else store.db.execute("select last_insert_rowid()").fetchone()[0]
-    for line, v in verdicts.items():
-        store.db["verdicts"].insert({"call_id": cid, "line_id": line, "verdict": v, "engine_verdict": v,
-                                     "quote": f"quote {cid} {line}" if v == "fail" else None})
+    with store.transaction() as db:  # plain SQL: sqlite-utils' per-row introspection is slow
+        db.execute(f"insert into calls ({', '.join(row)}) values ({', '.join('?' for _ in row)})", list(row.values()))
+        cid = call_id if call_id is not None else db.execute("select last_insert_rowid()").fetchone()[0]
+        db.conn.executemany(
+            "insert into verdicts (call_id, line_id, verdict, engine_verdict, quote) values (?, ?, ?, ?, ?)",
+            [(cid, line, v, v, f"quote {cid} {line}" if v == "fail" else None) for line, v in verdicts.items()],
+        )
     if event:
         store.event("call.scored", rep_id=rep_id, subject=f"call:{cid}", data={"call_id": cid})
     return cid
@@ -62,3 +64,17 @@ def all_pass(**overrides):
     v["pricing_deflection_handled"] = "na"
     v.update(overrides)
     return v
+
+
+def light_coach(tmp_path):
+    """A Coach on a playbook holding only the starter's playbook.yaml (the attribution policy):
+    loading the whole starter costs more than these tests themselves."""
+    from playbook.starter import write_starter
+    from tools.context import Coach
+
+    full = tmp_path / "starter"
+    write_starter(full)
+    pb = tmp_path / "playbook"
+    pb.mkdir()
+    (pb / "playbook.yaml").write_text((full / "playbook.yaml").read_text())
+    return Coach(pb, tmp_path / "coachloop.db")

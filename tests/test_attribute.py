@@ -8,7 +8,14 @@ import pytest
 from store.db import StoreError, dumps
 from tools.attribute import attribute, compute_gaps, get_gap, list_gaps, open_gaps, team_gaps
 
-from loop_data import LINES, add_call, add_deal, add_rep, all_pass  # noqa: E402
+from loop_data import LINES, add_call, add_deal, add_rep, all_pass, light_coach  # noqa: E402
+
+
+@pytest.fixture
+def coach(tmp_path):
+    c = light_coach(tmp_path)
+    yield c
+    c.close()
 
 
 # --------------------------------------------------------------------------- the generated team
@@ -25,7 +32,11 @@ PLANTED = {
 def generate_team(store, seed=7, reps=8, calls=30):
     """8 reps x 30 calls. Planted gaps miss 3-5 of the last 5 calls (and sometimes earlier); noise
     misses are random but never reach 3 in any 5 consecutive calls of a line."""
-    rnd = random.Random(seed)
+    with store.transaction():
+        _generate(store, random.Random(seed), reps, calls)
+
+
+def _generate(store, rnd, reps, calls):
     segments = ["smb", "mid-market", "enterprise"]
     for i in range(reps):
         rep = f"rep-{i}"

@@ -11,9 +11,16 @@ import pytest
 import server.orchestrator as orch_mod
 from server.orchestrator import CURSOR_KEY, Orchestrator, OrchestratorError
 from store.db import dumps, now_iso
-from loop_data import add_call, add_rep, all_pass
+from loop_data import add_call, add_rep, all_pass, light_coach
 from tools import verify as verify_mod
 from tools.verify import verify_call
+
+
+@pytest.fixture
+def coach(tmp_path):
+    c = light_coach(tmp_path)
+    yield c
+    c.close()
 
 
 class FakeRemediation:

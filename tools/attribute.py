@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any, Iterable
+from typing import Any
 
 from playbook.models import AttributionPolicy
 from store.db import Store, StoreError, dumps, now_iso
@@ -48,32 +48,81 @@ def _policy(coach) -> AttributionPolicy:
     return coach.playbook.policy.attribution
 
 
-def _call_rows(
-    store: Store, *, rep_id: str | None = None, scorecard_id: str | None = None, as_of_call: int | None = None
-) -> list[dict]:
-    """Applicable verdicts on live calls, joined to call and deal metadata, oldest first."""
-    sql = """
-        select v.call_id, v.line_id, v.verdict, v.quote, v.turn,
-               c.rep_id, c.scorecard_id, c.call_type, c.segment, c.stage, c.deal_id,
-               coalesce(c.occurred_at, c.created_at, '') as at,
-               d.outcome as outcome, d.stage as deal_stage
-        from verdicts v
-        join calls c on c.id = v.call_id
-        left join deals d on d.id = c.deal_id
-        where c.live = 1 and v.verdict in ('pass', 'fail')
-    """
+_ROW_COLUMNS = """
+    v.call_id, v.line_id, v.verdict, v.quote, v.turn,
+    c.rep_id, c.scorecard_id, c.call_type, c.segment, c.stage, c.deal_id, c.occurred_at as at,
+    d.outcome as outcome, d.stage as deal_stage
+"""
+
+# The floor of a (rep, scorecard, line): the call that closed its last closed gap.
+_FLOORS = """
+    select rep_id, scorecard_id, line_id,
+           max(cast(coalesce(json_extract(details, '$.closed_by_call'), 0) as integer)) as floor
+    from gaps where status = 'closed' group by rep_id, scorecard_id, line_id
+"""
+
+
+def _window_rows(
+    store: Store,
+    window: int,
+    *,
+    rep_id: str | None = None,
+    scorecard_id: str | None = None,
+    as_of_call: int | None = None,
+) -> dict[tuple[str, str, str], list[dict]]:
+    """(rep, scorecard, line) -> the latest `window` applicable verdicts on live calls, oldest
+    first, joined to call and deal metadata. Calls are ordered by when they happened (then id);
+    calls up to the one that closed the line's last gap do not count. One query (a window
+    function), so the whole team costs one scan."""
+    where = ["c.live = 1", "v.verdict in ('pass', 'fail')", "c.id > coalesce(f.floor, 0)"]
     params: list[Any] = []
     if rep_id:
-        sql += " and c.rep_id = ?"
+        where.append("c.rep_id = ?")
         params.append(rep_id)
     if scorecard_id:
-        sql += " and c.scorecard_id = ?"
+        where.append("c.scorecard_id = ?")
         params.append(scorecard_id)
+    if as_of_call is not None:
+        where.append("c.id <= ?")
+        params.append(int(as_of_call))
+    sql = f"""
+        select * from (
+            select {_ROW_COLUMNS},
+                   row_number() over (partition by c.rep_id, c.scorecard_id, v.line_id
+                                      order by c.occurred_at desc, c.id desc) as rn
+            from calls c
+            join verdicts v on v.call_id = c.id
+            left join deals d on d.id = c.deal_id
+            left join ({_FLOORS}) f on f.rep_id = c.rep_id and f.scorecard_id = c.scorecard_id and f.line_id = v.line_id
+            where {' and '.join(where)}
+        ) where rn <= ?
+        order by rep_id, scorecard_id, line_id, rn desc
+    """
+    params.append(int(window))
+    out: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+    for r in store.query(sql, params):
+        out[(r["rep_id"], r["scorecard_id"], r["line_id"])].append(r)
+    return dict(out)
+
+
+def _rep_line_counts(
+    store: Store, rep_id: str, scorecard_id: str, line_id: str, window: int, floor: int, as_of_call: int | None
+) -> tuple[int, int]:
+    """(passes, applicable) over one rep's window on one line: an index walk of the rep's
+    latest calls, so the team rate of one line costs one short query per rep."""
+    sql = """
+        select v.verdict from calls c
+        join verdicts v on v.call_id = c.id and v.line_id = ?
+        where c.rep_id = ? and c.scorecard_id = ? and c.live = 1 and v.verdict in ('pass', 'fail') and c.id > ?
+    """
+    params: list[Any] = [line_id, rep_id, scorecard_id, floor]
     if as_of_call is not None:
         sql += " and c.id <= ?"
         params.append(int(as_of_call))
-    sql += " order by at, v.call_id"
-    return store.query(sql, params)
+    sql += " order by c.occurred_at desc, c.id desc limit ?"
+    params.append(int(window))
+    rows = store.query(sql, params)
+    return sum(r["verdict"] == "pass" for r in rows), len(rows)
 
 
 def _reset_floors(store: Store, rep_id: str | None = None) -> dict[tuple[str, str, str], int]:
@@ -88,7 +137,7 @@ def _reset_floors(store: Store, rep_id: str | None = None) -> dict[tuple[str, st
     floors: dict[tuple[str, str, str], int] = {}
     for g in store.query(sql, params):
         details = _loads(g["details"], {})
-        floor = int(details.get("closed_by_call") or details.get("reset_after_call") or 0)
+        floor = int(details.get("closed_by_call") or 0)
         key = (g["rep_id"], g["scorecard_id"], g["line_id"])
         floors[key] = max(floors.get(key, 0), floor)
     return floors
@@ -101,17 +150,6 @@ def _loads(text: str | None, default):
         return json.loads(text)
     except ValueError:
         return default
-
-
-def _windows(rows: Iterable[dict], window: int, floors: dict | None = None) -> dict[tuple[str, str, str], list[dict]]:
-    """(rep, scorecard, line) -> the latest `window` applicable rows, oldest first."""
-    by_key: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
-    for r in rows:
-        key = (r["rep_id"], r["scorecard_id"], r["line_id"])
-        if floors and r["call_id"] <= floors.get(key, 0):
-            continue
-        by_key[key].append(r)
-    return {k: v[-window:] for k, v in by_key.items()}
 
 
 # --------------------------------------------------------------------------- wording
@@ -235,14 +273,12 @@ def compute_gaps(
     are ignored), without touching the store. Most severe first."""
     pol = _policy(coach)
     store: Store = coach.store
-    # The team rate needs every rep's window, so read the whole team even for one rep.
-    rows = _call_rows(store, scorecard_id=scorecard_id, as_of_call=as_of_call)
-    windows = _windows(rows, pol.window, _reset_floors(store))
-    team = _team_rates(windows)
+    windows = _window_rows(store, pol.window, rep_id=rep_id, scorecard_id=scorecard_id, as_of_call=as_of_call)
+    team = _team_rates(windows) if not rep_id else None
+    floors = _reset_floors(store) if rep_id else {}
+    others = [r["id"] for r in store.query("select id from reps where id != ?", (rep_id,))] if rep_id else []
     gaps: list[dict] = []
     for (rep, sc, line), win in windows.items():
-        if rep_id and rep != rep_id:
-            continue
         if len(win) < pol.min_applicable:
             continue
         miss_rows = [r for r in win if r["verdict"] == "fail"]
@@ -250,7 +286,15 @@ def compute_gaps(
         if misses < pol.gap_misses:
             continue
         rep_rate = (len(win) - misses) / len(win)
-        team_rate = _team_rate_excluding(team[(sc, line)], rep)
+        if team is not None:
+            team_rate = _team_rate_excluding(team[(sc, line)], rep)
+        else:
+            # one rep (the orchestrator's case): the rest of the team's windows on this line only
+            passes = total = 0
+            for other in others:
+                p, n = _rep_line_counts(store, other, sc, line, pol.window, floors.get((other, sc, line), 0), as_of_call)
+                passes, total = passes + p, total + n
+            team_rate = passes / total if total else None
         deals = {}
         for r in miss_rows:
             if r["deal_id"]:
@@ -458,8 +502,7 @@ def team_gaps(coach, *, scorecard_id: str | None = None) -> list[dict]:
     """Lines the team as a whole fails: pooled over every rep's window, the miss share reaches
     the policy's gap share (gap_misses / window). Each entry says how many reps have a gap there."""
     pol = _policy(coach)
-    rows = _call_rows(coach.store, scorecard_id=scorecard_id)
-    windows = _windows(rows, pol.window, _reset_floors(coach.store))
+    windows = _window_rows(coach.store, pol.window, scorecard_id=scorecard_id)
     team = _team_rates(windows)
     threshold = pol.gap_misses / pol.window
     out = []
