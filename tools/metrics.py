@@ -1265,19 +1265,30 @@ def describe() -> list[dict]:
     return [{"name": m.name, "title": m.title, "unit": m.unit, "method": m.method} for m in REGISTRY.values()]
 
 
+_ID_FIELDS = ("scorecard", "line", "tag", "stage", "step")
+_VALUE_FIELDS = ("pass_rate", "adherence", "win_rate", "count", "opened")
+
+
 def series_rows(result: dict) -> list[dict]:
     """Flatten a weekly `compute_metrics` result into long rows for export:
-    {metric, scope, week, key, value, numerator, denominator}."""
+    {metric, scope, week, key, value, data}. key '' is the metric's headline; breakdown rows
+    (per line, tag, stage, funnel step) carry their id as key ('disc/budget', 'MEDDICC', 'Demo')
+    and their main figure as value; data holds every other figure as JSON."""
     rows = []
     scope = result["scope"]["label"]
     for name, m in result["metrics"].items():
         for pt in m.get("series", []):
+            flat = {k: v for k, v in pt.items() if k not in ("week", "value") and not isinstance(v, list)}
             rows.append({"metric": name, "scope": scope, "week": pt["week"], "key": "", "value": pt.get("value"),
-                         "data": json.dumps({k: v for k, v in pt.items() if k not in ("week", "value")}, sort_keys=True, default=str)})
-            for ln in pt.get("lines", []) if isinstance(pt.get("lines"), list) else []:
-                rows.append({"metric": name, "scope": scope, "week": pt["week"], "key": f"{ln['scorecard']}/{ln['line']}",
-                             "value": ln.get("pass_rate"), "data": json.dumps(ln, sort_keys=True, default=str)})
-            for t in pt.get("tags", []) if isinstance(pt.get("tags"), list) else []:
-                rows.append({"metric": name, "scope": scope, "week": pt["week"], "key": t["tag"], "value": t.get("adherence"),
-                             "data": json.dumps(t, sort_keys=True, default=str)})
+                         "data": json.dumps(flat, sort_keys=True, default=str)})
+            for v in pt.values():
+                if not (isinstance(v, list) and v and isinstance(v[0], dict)):
+                    continue
+                for item in v:
+                    key = "/".join(str(item[f]) for f in _ID_FIELDS if item.get(f) is not None)
+                    if not key:
+                        continue
+                    val = next((item[f] for f in _VALUE_FIELDS if f in item), None)
+                    rows.append({"metric": name, "scope": scope, "week": pt["week"], "key": key, "value": val,
+                                 "data": json.dumps(item, sort_keys=True, default=str)})
     return rows
