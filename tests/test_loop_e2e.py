@@ -270,3 +270,57 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys):
     assert rc == 1 and "unknown rep 'Nobody Here'" in err and "Traceback" not in err
     rc = cli(["run", "--playbook", str(tmp_path / "missing"), "--db", str(db)])
     assert rc == 1 and "playbook folder not found" in capsys.readouterr().err
+
+
+def test_miss_after_certification_reopens_with_a_harder_scenario(tmp_path):
+    from playbook.starter import write_starter
+    from server.orchestrator import Orchestrator
+    from store import loop as q
+    from tools.calls import score_call
+    from tools.context import Coach
+    from tools.gates import gate_check
+    from tools.roleplay import end_session, reply, start_session
+    from tools.transcripts import read_path
+
+    pb = tmp_path / "playbook"
+    write_starter(pb)
+    trust_budget_line(pb)
+    coach = Coach(pb, tmp_path / "loop.db")
+    s = coach.store
+    try:
+        weak = ["03-priya-brightwater-pest.txt", "04-priya-kestrel-electrical.vtt", "05-priya-halden-home.txt"]
+        for f in weak:
+            score_call(coach, read_path(DEMO_DATA / f), rep="Priya Raman", segment="mid-market")
+        orch = Orchestrator(coach)
+        orch.run_pending()
+        gap = gap_row(s)
+        first_scenario = q.active_assignment_for_gap(s, gap["id"])["scenario_ids"][0]
+        assert coach.playbook.scenario(first_scenario).difficulty == 1
+        a = q.active_assignment_for_gap(s, gap["id"])
+        sess = start_session(coach, REP, a["scenario_ids"][0], a["id"])
+        for text in SCRIPT["pass"]:
+            reply(coach, sess["session_id"], text)
+        assert end_session(coach, sess["session_id"])["passed"]
+        orch.run_pending()
+        assert all(g["status"] == "lifted" for g in gap_gates(s, gap["id"]))
+
+        # the same habit again on the next live call (another customer, same skipped question)
+        text = (DEMO_DATA / "05-priya-halden-home.txt").read_text().replace("Grace Lin", "Nora Quinn").replace("Halden", "Ashby")
+        call = score_call(coach, text, rep="Priya Raman", segment="mid-market", source_name="ashby.txt")
+        acts = orch.run_pending()
+        kinds = [x["kind"] for x in acts]
+        assert "verify.reopened" in kinds and "gap.remediated" in kinds
+        row = gap_row(s)
+        assert row["id"] == gap["id"] and row["status"] == "open"
+        assert s.one("select count(*) n from gaps where line_id = ?", (LINE,))["n"] == 1  # reopened, not duplicated
+        assert call["call"] in json.loads(row["call_ids"])
+        reopened = s.one("select * from events where type = 'gap.reopened'")
+        assert reopened["data"] and json.loads(reopened["data"])["difficulty"] == 2
+        # a harder scenario, generated from the calls, assigned first; the rep is blocked again
+        a2 = q.active_assignment_for_gap(s, gap["id"])
+        harder = coach.playbook.scenario(a2["scenario_ids"][0])
+        assert harder.difficulty == 2 and harder.id != first_scenario and harder.generated_by
+        blocked = [g for g in gap_gates(s, gap["id"]) if g["status"] == "blocked"]
+        assert blocked and gate_check(coach, REP, blocked[0]["activity"])["status"] == "blocked"
+    finally:
+        coach.close()
