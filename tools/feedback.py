@@ -14,6 +14,7 @@ The topic vocabulary (`line_keywords`) is shared with the scenario generator.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from playbook.models import RubricLine, Scorecard
@@ -30,11 +31,12 @@ TOPIC_WORDS: dict[str, list[str]] = {
     ],
     "impact_quantified": [
         "hours", "hour", "percent", "%", "per week", "a week", "a month", "per month", "thousand",
-        "million", "revenue", "cost us", "churn", "lost", "headcount", "people",
+        "million", "revenue", "cost us", "costs us", "costing", "ended up", "churn", "lost", "wasted",
+        "headcount", "people",
     ],
     "budget_confirmed": [
         "budget", "spend", "spending", "afford", "money", "dollars", "thousand", "a month on",
-        "set aside", "funding", "line item", "tooling line", "price range", "cost",
+        "set aside", "funding", "line item", "tooling line", "price range",
     ],
     "decision_process": [
         "procurement", "security", "legal", "review", "approval", "approve", "contract", "process",
@@ -63,7 +65,8 @@ TOPIC_WORDS: dict[str, list[str]] = {
 _STOP = set(
     "a an and are as at be by do does did for from has have how i if in is it its me my of on or our "
     "so that the their them then there this to us was we what when where which who why will with you "
-    "your yours can could would should any some about ask asks asked rep line".split()
+    "your yours can could would should any some about ask asks asked rep line going want made most "
+    "getting down keeps like just really think know tell more much many".split()
 )
 
 
@@ -71,7 +74,12 @@ def line_keywords(line: RubricLine) -> list[str]:
     """Lower-case words/phrases that show a buyer raised the line's topic."""
     words = list(TOPIC_WORDS.get(line.id, []))
     extra: list[str] = []
-    for src in [*line.phrases, *(line.trigger.phrases if line.trigger else []), line.title]:
+    # a known line: its topic words (plus its trigger's buyer phrases); an unknown line: the
+    # content words of its phrases and title
+    sources = [*(line.trigger.phrases if line.trigger else [])]
+    if not words:
+        sources += [*line.phrases, line.title]
+    for src in sources:
         for w in re.findall(r"[a-z][a-z0-9']+", src.lower()):
             if len(w) > 3 and w not in _STOP:
                 extra.append(w)
@@ -81,14 +89,35 @@ def line_keywords(line: RubricLine) -> list[str]:
     return words
 
 
+@lru_cache(maxsize=512)
+def _keyword_re(keywords: tuple[str, ...]) -> re.Pattern:
+    alts = "|".join(f"(?P<k{i}>{re.escape(k.lower())})" for i, k in enumerate(keywords))
+    return re.compile(r"(?<![a-z0-9])(?:" + alts + ")")
+
+
 def mentions(text: str, keywords: list[str]) -> list[str]:
-    """The keywords found in `text` (word-start match, case-insensitive)."""
-    low = " " + text.lower()
-    hits = []
-    for k in keywords:
-        if re.search(r"(?<![a-z0-9])" + re.escape(k.lower()), low):
-            hits.append(k)
-    return hits
+    """The keywords found in `text` (word-start match, case-insensitive), in keyword order."""
+    keywords = tuple(k for k in keywords if k)
+    if not keywords:
+        return []
+    low = text.lower()
+    found: set[int] = set()
+    rx = _keyword_re(keywords)
+    pos = 0
+    # overlapping keywords ("thousand" inside "sixty thousand") are each found: scan every start
+    while True:
+        m = rx.search(low, pos)
+        if not m:
+            break
+        for name, val in m.groupdict().items():
+            if val is not None:
+                found.add(int(name[1:]))
+        # try the other alternatives at the same start too
+        for i, k in enumerate(keywords):
+            if i not in found and low.startswith(k.lower(), m.start()):
+                found.add(i)
+        pos = m.start() + 1
+    return [k for i, k in enumerate(keywords) if i in found]
 
 
 def is_question(text: str) -> bool:
@@ -216,7 +245,7 @@ def _paragraph(gap: dict, line: RubricLine, calls: list[dict], examples: list[st
         parts.append(gap["statement"].rstrip(".") + ".")
     else:
         parts.append(f"{line.title}: missed on {len(calls)} recent call(s).")
-    parts.append(f"What was missed: {missed.rstrip('.')}.")
+    parts.append(f"What was missed: {' '.join(missed.split()).rstrip('.')}.")
     shown = 0
     for c in calls:
         cue = c["buyer_cues"][0] if c["buyer_cues"] else None
@@ -231,7 +260,7 @@ def _paragraph(gap: dict, line: RubricLine, calls: list[dict], examples: list[st
         if shown >= 2:
             break
     if line.coaching:
-        parts.append(f"What good sounds like: {line.coaching.rstrip('.')}.")
+        parts.append("What good sounds like: " + " ".join(line.coaching.split()).rstrip("."))
     if examples:
         parts.append("For example: " + " / ".join(f'"{e}"' for e in examples[:2]))
     return " ".join(parts)

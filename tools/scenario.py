@@ -265,7 +265,8 @@ def _build(coach, gap, rep_id: str, card: Scorecard, line: RubricLine, calls: li
     # hidden facts: the target line first (their own words when they said it), then the other lines
     facts: list[dict] = []
     kw = {ln.id: line_keywords(ln) for ln in card.lines}
-    about = {s: _best_line(s, card, kw) for _, _, s in sentences if s not in used}
+    # a buyer's own question is never a fact they hold back
+    about = {s: _best_line(s, card, kw) for _, _, s in sentences if s not in used and not s.endswith("?") and len(s.split()) <= 60}
     if line.id not in NO_FACT_LINES:
         for n in range(2):  # up to two facts on the target line, in the buyer's words
             found = _best_sentence(sentences, line.id, about, kw, used)
@@ -273,8 +274,19 @@ def _build(coach, gap, rep_id: str, card: Scorecard, line: RubricLine, calls: li
                 break
             used.add(found)
             facts.append({"id": _slug(line.id) + ("" if n == 0 else f"-{n + 1}"), "line": line.id, "say": found})
+    if not facts and line.id in ("pricing_deflection_handled", "agenda_set"):
+        # the answer a good reply earns: the buyer's real problem (to a discovery question after
+        # the pricing request) or their time box (to an agenda), in their own words
+        src = "pain_identified" if line.id == "pricing_deflection_handled" else None
+        found = _best_sentence(sentences, src, about, kw, used) if src and src in kw else None
+        if found is None and line.id == "agenda_set":
+            found = next((s for _, _, s in sentences if s not in used and re.search(r"\b(minutes|hard stop|half hour|only (have|got))\b", s, re.I)), None)
+        if found:
+            used.add(found)
+            lead = "Fair enough. Honestly, " if line.id == "pricing_deflection_handled" else "Okay, that works. "
+            facts.append({"id": _slug(line.id), "line": line.id, "say": lead + found[:1].lower() + found[1:]})
     if not facts:
-        say = DEFAULT_FACTS.get(line.id) or (f"Good question. {line.coaching}" if line.coaching else "Good question; happy to walk you through that.")
+        say = DEFAULT_FACTS.get(line.id) or (f"Good question. {line.coaching.strip()}" if line.coaching else "Good question; happy to walk you through that.")
         facts.append({"id": _slug(line.id), "line": line.id, "say": say})
     for other in card.lines:
         if other.id == line.id or other.id in NO_FACT_LINES or len(facts) >= 3 + difficulty:
@@ -289,8 +301,8 @@ def _build(coach, gap, rep_id: str, card: Scorecard, line: RubricLine, calls: li
     # objections: the buyer's pushback and concerns, in their words
     cands = []
     for cid, ti, s in sentences:
-        if s in used or s == opening:
-            continue
+        if s in used or s == opening or len(s.split()) > 28:
+            continue  # a long statement is the buyer explaining, not pushing back
         hits = [p for p in PUSHBACK if p in s.lower()]
         if hits:
             cands.append((-len(hits), cid, ti, s))
@@ -300,10 +312,11 @@ def _build(coach, gap, rep_id: str, card: Scorecard, line: RubricLine, calls: li
         if n == 0:
             objections.append({"say": s})
         else:
-            when = []
-            for words in TOPIC_WORDS.values():
-                when.extend(h for h in mentions(s, words) if len(h) > 3 and h not in when)
-            objections.append({"say": s, "when": when[:4]} if when else {"say": s})
+            # provoked when the rep touches the objection's topic: that line's own rep phrases
+            topic = _best_line(s, card, kw)
+            tl = card.line(topic) if topic else None
+            when = [p for p in (tl.phrases if tl else []) if 3 < len(p) <= 30][:4]
+            objections.append({"say": s, "when": when} if when else {"say": s})
         used.add(s)
 
     # filler: short neutral buyer replies from the calls
@@ -326,7 +339,7 @@ def _build(coach, gap, rep_id: str, card: Scorecard, line: RubricLine, calls: li
     call_ref = ", ".join(str(c["id"]) for c in calls)
     h = hashlib.sha256(f"{rep_id}|{card.id}|{line.id}|{call_ref}|{difficulty}".encode()).hexdigest()[:6]
     sid = f"{_slug(line.id)}-{rep_id}"[:70].strip("-") + f"-{h}"
-    title = f"{line.title}: {persona['role']}" + (f" in {persona['industry']}" if persona["industry"] else "") + f" (from calls {call_ref})"
+    title = f"{line.title}: {persona['role']}" + (f" in {persona['industry']}" if persona["industry"] else "") + f" (from call{'s' if ',' in call_ref else ''} {call_ref})"
     data: dict[str, Any] = {
         "id": sid,
         "title": title,
@@ -358,11 +371,11 @@ def _body(persona: dict, line: RubricLine, gap: dict | None, calls: list[dict], 
     lines = [
         f"# {who}",
         "",
-        f"You are {who}" + (f" at a {where} company" if where else "") + ". You took this call because something",
+        f"You are {who}" + (f" ({where})" if where else "") + ". You took this call because something",
         "is not working, but you are busy and you do not volunteer what you know: you answer what you are",
         "asked, in your own plain words, and you push back the way you did on the real calls.",
         "",
-        f"This buyer was built from calls {', '.join(str(c['id']) for c in calls)} of rep `{rep_id}`, where the rep missed "
+        f"This buyer was built from call{'s' if len(calls) > 1 else ''} {', '.join(str(c['id']) for c in calls)} of rep `{rep_id}`, where the rep missed "
         f"**{line.title}** (`{line.id}`).",
     ]
     if gap and gap.get("statement"):
@@ -380,7 +393,7 @@ def _body(persona: dict, line: RubricLine, gap: dict | None, calls: list[dict], 
 
 def render(data: dict, body: str, call_ref: str, gap_id: int | None) -> str:
     header = [
-        f"# Generated by coachloop from calls {call_ref}" + (f" (gap {gap_id})" if gap_id is not None else "") + ".",
+        f"# Generated by coachloop from call{'s' if ',' in call_ref else ''} {call_ref}" + (f" (gap {gap_id})" if gap_id is not None else "") + ".",
         "# The buyer's words come from those transcripts. coachloop never rewrites a file without",
         "# `generated_by`: delete that line to make this scenario yours.",
     ]
