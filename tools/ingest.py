@@ -325,6 +325,8 @@ def watch_inbox(
     on_result: Callable[[dict], None] | None = None,
     on_error: Callable[[dict], None] | None = None,
     on_batch: Callable[[], None] | None = None,
+    on_skip: Callable[[str], None] | None = None,
+    rescan: float = 30.0,
     force_polling: bool | None = None,
     **meta: Any,
 ) -> IngestSummary:
@@ -333,8 +335,9 @@ def watch_inbox(
     bytes were ingested before (by any run: `ingested_files`). A file is read once its size and
     time have not changed for `settle` seconds, so a half-written file waits until it is
     complete. A file that fails is recorded with its error and retried only when its content
-    changes (or on the next start). `on_batch()` runs after each group of files (the CLI lets the
-    loop react there)."""
+    changes (or on the next start). The folder is also re-listed every `rescan` seconds, in case
+    the file system dropped an event. `on_batch()` runs after each group of files (the CLI lets the
+    loop react there); `on_skip(path)` for a file whose bytes were ingested before."""
     import watchfiles
 
     bad = [k for k in meta if k not in META_KEYS]
@@ -345,6 +348,7 @@ def watch_inbox(
     summary = IngestSummary()
     pending: dict[Path, tuple[tuple[int, int] | None, float]] = {}  # path -> (signature, time it was last seen changing)
     failed_now: set[str] = set()  # content hashes that failed in this run
+    handled: dict[Path, tuple[int, int] | None] = {}  # path -> signature when last read
 
     def want(p: Path) -> bool:
         return p.suffix.lower() in TRANSCRIPT_SUFFIXES and not p.name.startswith(".") and not p.name.endswith(".tmp")
@@ -371,6 +375,7 @@ def watch_inbox(
             if now - seen < settle:
                 continue
             pending.pop(p, None)
+            handled[p] = cur
             try:
                 data = p.read_bytes()
             except OSError as exc:
@@ -378,10 +383,13 @@ def watch_inbox(
                 continue
             if _sig(p) != cur:  # changed while reading: wait for it to settle again
                 pending[p] = (_sig(p), time.monotonic())
+                handled.pop(p, None)
                 continue
             digest = file_hash(data)
             if done_before(digest) or digest in failed_now:
                 summary.skipped += 1
+                if on_skip:
+                    on_skip(str(p))
                 continue
             summary.files += 1
             worked = True
@@ -408,17 +416,25 @@ def watch_inbox(
             except Exception:  # the loop reacting must not stop the inbox
                 log.exception("inbox: after-batch hook failed")
 
-    for f in _candidates(root):
-        pending[f] = (_sig(f), time.monotonic() - settle)  # already there: ready once stable
-    process_ready()
+    def scan() -> None:
+        # files already there (or missed by the watcher): ready as soon as they are stable
+        for f in _candidates(root):
+            if f not in pending and handled.get(f) != _sig(f):
+                pending[f] = (_sig(f), time.monotonic() - settle)
+
     tick = max(50, int(min(settle, 1.0) * 1000 / 2))
+    last_scan = None
     try:
+        # the first scan runs once the watcher is running, so nothing dropped in between is missed
         for changes in watchfiles.watch(root, stop_event=stop_event, rust_timeout=tick, yield_on_timeout=True,
                                         debounce=tick, step=min(50, tick), force_polling=force_polling,
                                         raise_interrupt=False):
             for change, raw in changes:
                 if change != watchfiles.Change.deleted:
                     note(Path(raw))
+            if last_scan is None or time.monotonic() - last_scan > rescan:
+                scan()
+                last_scan = time.monotonic()
             process_ready()
             if stop_event is not None and stop_event.is_set():
                 break
