@@ -149,15 +149,14 @@ OFFER = re.compile(
 def _pitch_or_negated(sent: Sentence, a: int, kind: str) -> bool:
     """A question match inside a pitch ("our budget-friendly plan", "how do we compare to other
     vendors", "did you know..."); a statement match that is negated."""
-    before_all = sent.text[:a].split()
-    before = before_all[-3:]
+    ci = sent.clause_at(a)
+    clause = sent.clauses[ci]
+    first_word = sent.word_clause.index(ci)
+    own = sent.text[sent.offsets[first_word]:a].split()  # this clause's words before the match
+    before = own[-3:]
     if kind == "question":
         if before and (before[-1] in PITCH_BEFORE or len(before) >= 2 and before[-2] in PITCH_BEFORE):
             return True
-        ci = sent.clause_at(a)
-        clause = sent.clauses[ci]
-        first_word = sent.word_clause.index(ci)
-        own = sent.text[sent.offsets[first_word]:a].split()  # this clause's words before the match
         if any(w in PITCH_SUBJECT for w in own):
             return True
         return bool(OFFER.match(clause.text))
