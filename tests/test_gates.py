@@ -245,3 +245,24 @@ def test_certify_errors(trusted):
     s = start_session(coach, "priya-raman", "practice-budget-confirmed")
     with pytest.raises(StoreError, match="end it first"):
         certify(coach, s["session_id"])
+
+
+def test_reopened_gap_is_remediated_again_with_a_harder_scenario(trusted):
+    coach, gap, asg, gates = trusted
+    sid = _practice(coach, "practice-budget-confirmed", GOOD)
+    assert certify(coach, sid)["status"] == "passed"
+    assert gate_check(coach, "priya-raman", "demo")["allowed"] is True
+    # the verifier reopens the gap after a missed live call: remediation runs again
+    harder = generate_scenario(coach, gap, difficulty=2)
+    assert harder["created"] and coach.playbook.scenario(harder["scenario_id"]).difficulty == 2
+    asg2 = assign_path(coach, "priya-raman", gap_id=gap)
+    assert asg2["duplicate"] is False and asg2["assignment_id"] != asg["assignment_id"]
+    assert asg2["scenario_ids"][0] == harder["scenario_id"]
+    new_gates = apply_gates_for_gap(coach, gap)
+    assert {g["status"] for g in new_gates} == {"blocked"} and not any(g["existing"] for g in new_gates)
+    assert {g["id"] for g in new_gates}.isdisjoint({g["id"] for g in gates})
+    chk = gate_check(coach, "priya-raman", "demo")
+    assert chk["allowed"] is False and harder["scenario_id"] in chk["action"]
+    # attempts count afresh after the pass
+    r = certify(coach, _practice(coach, harder["scenario_id"], BAD))
+    assert r["status"] == "failed" and r["attempt"] == 1

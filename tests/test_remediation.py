@@ -166,3 +166,18 @@ def test_assign_named_path_and_errors(loop):
         assign_path(coach, "someone-else", gap_id=gap)
     with pytest.raises(ValueError, match="not a date"):
         assign_path(coach, "priya-raman", path_id="path-agenda-set", due="tomorrow")
+
+
+def test_scenario_file_left_by_a_crash_is_logged_on_retry(loop):
+    """The file survives a rolled-back transaction; the retry logs it so the assignment finds it."""
+    coach, gap, _ = loop
+    with pytest.raises(RuntimeError):
+        with coach.store.transaction():
+            generate_scenario(coach, gap)
+            raise RuntimeError("crash before commit")
+    assert coach.store.one("select count(*) n from events where type = 'scenario.generated'")["n"] == 0
+    r = generate_scenario(coach, gap)
+    assert r["created"] is False
+    assert coach.store.one("select count(*) n from events where type = 'scenario.generated'")["n"] == 1
+    a = assign_path(coach, "priya-raman", gap_id=gap)
+    assert a["scenario_ids"][0] == r["scenario_id"]

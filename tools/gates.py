@@ -64,6 +64,9 @@ def per_line_agreement(report: Any) -> dict[str, dict]:
     for lid, x in items:
         if not lid:
             continue
+        n = _get(x, "n")
+        if n is not None and not n:
+            continue  # the report lists the line but no test labels it
         out[str(lid)] = {
             "kappa": _num(_get(x, "kappa")),
             "accuracy": _num(_get(x, "accuracy")),

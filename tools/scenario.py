@@ -488,7 +488,10 @@ def generate_scenario(
         "call_ids": call_ids,
         "difficulty": difficulty,
     }
-    if created:
+    logged = coach.store.one(
+        "select id from events where type = 'scenario.generated' and subject = ? limit 1", (f"scenario:{sid}",)
+    )
+    if created or logged is None:  # also after a crash that kept the file but rolled the event back
         with coach.store.transaction():
             coach.store.event(
                 "scenario.generated",
