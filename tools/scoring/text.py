@@ -107,6 +107,8 @@ NO_SPLIT_AFTER = {
     "how", "what", "just", "quite", "all", "fairly", "reasonably", "this", "that", "which",
 }
 
+CLAUSE_STARTERS = DISCOURSE | WH | WH_CONTR | AUX | {"i", "we", "you", "let's", "let", "tell", "walk", "if", "when"}
+
 TOKEN_RE = re.compile(r"[\w$£€#@][\w$£€%'’.,:/&+@#-]*[\w%]|[\w$£€%]")
 SPLIT_INNER = re.compile(r"(?<=[a-z])[-/](?=[a-z])|(?<=\d)[-/](?=[a-z])|(?<=[a-z])[-/](?=\d)|(?<=\d)-(?=\d)")
 
@@ -244,6 +246,8 @@ def _drop_fillers(words: list[Word], breaks: list[bool]) -> tuple[list[Word], li
         if out and w == prev and w in STUTTER:
             i += 1
             continue
+        if pending and not breaks[i] and w not in CLAUSE_STARTERS:
+            pending = False  # "what's um the biggest headache": a filler inside a phrase splits nothing
         out.append(words[i])
         obr.append(pending)
         pending = False
@@ -282,6 +286,13 @@ def _wh_question(ws: list[str], j: int, start: int = 0) -> bool:
         return True
     if w == "who" and j == start:
         return True
+    if w in {"which", "what"}:
+        # "...which part matters most", "what tool handles that": wh + noun phrase + verb
+        k = j + 1
+        while k < min(len(ws), j + 4) and ws[k] not in PRON and ws[k] not in AUX and ws[k] not in SUBJ:
+            if k > j + 1 and ws[k].endswith("s") and not ws[k].endswith("ss") and ws[k] not in {"is", "has", "does", "was", "this", "its", "us"}:
+                return True
+            k += 1
     if j == start and w in {"what", "which", "how", "whose"} and nxt and nxt not in PRON and nxt not in {"if", "we", "i"}:
         # a clause that opens with what/which/how + a noun phrase asks ("what percentage of
         # invoices need review", "how many tickets a week come in")
