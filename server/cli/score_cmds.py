@@ -195,10 +195,11 @@ def _report_error(entry: dict) -> None:
     err(f"{where}: {entry['message']}")
 
 
-def react(coach) -> int:
+def react(coach, show: bool = False) -> int:
     """Let the loop react to what was just stored: the orchestrator consumes `call.scored` (and
-    the other events) and runs the transitions (attribute, remediate, verify). Returns 0, or 1
-    after printing why the loop could not react (the calls themselves are stored)."""
+    the other events) and runs the transitions (attribute, remediate, verify); with `show`, what
+    it did is printed. Returns 0, or 1 after printing why the loop could not react (the calls
+    themselves are stored)."""
     try:
         from server.orchestrator import Orchestrator
     except ModuleNotFoundError as exc:  # only while the orchestrator is not installed
@@ -214,6 +215,8 @@ def react(coach) -> int:
         return 1
     for a in actions or []:
         log.info("loop: %s", a)
+        if show and a.get("text"):
+            print(f"loop: {a['text']}")
     return 0
 
 
@@ -233,7 +236,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                 print()
 
         summary = ingest_paths(coach, args.files, on_result=on_result, on_error=_report_error, **meta)
-        rc = react(coach) if summary.scored else 0
+        rc = react(coach, show=not args.json) if summary.scored else 0
         if not args.json and (summary.files > 1 or summary.failed):
             print(f"{summary.scored} scored, {summary.duplicates} already stored, {len(summary.failed)} failed")
         return 1 if summary.failed else rc
@@ -255,7 +258,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             if bar.enabled:
                 for entry in summary.failed:
                     _report_error(entry)
-            rc = react(coach) if summary.scored else 0
+            rc = react(coach, show=not args.json) if summary.scored else 0
             if args.json:
                 emit_json(summary.as_dict())
             else:
@@ -278,7 +281,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 print(f"watching {args.watch} for transcripts (Ctrl-C to stop)", file=sys.stderr)
             try:
                 summary = watch_inbox(coach, args.watch, stop_event=stop, settle=args.settle, on_result=on_result,
-                                      on_error=_report_error, on_batch=lambda: react(coach), **meta)
+                                      on_error=_report_error, on_batch=lambda: react(coach, show=not args.json), **meta)
             except KeyboardInterrupt:
                 stop.set()
                 return rc
@@ -296,7 +299,7 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     try:
         bar = Progress(not args.json)
         result = rescore(coach, args.scorecard_id, since=args.since, progress=lambda d, t: bar(d, t), force=args.force)
-        rc = react(coach) if result["changed_calls"] else 0
+        rc = react(coach, show=not args.json) if result["changed_calls"] else 0
         if args.json:
             emit_json(result)
             return rc
@@ -336,7 +339,7 @@ def cmd_override(args: argparse.Namespace) -> int:
         if missing:
             raise CLIError(f"override needs {', '.join(missing)}: coachloop override CALL LINE --verdict pass|fail|na --reason TEXT")
         result = override(coach, args.call, args.line, args.verdict, args.reason, args.by, turn=args.turn)
-        rc = react(coach)
+        rc = react(coach, show=not args.json)
         if args.json:
             emit_json(result)
         else:
