@@ -158,14 +158,35 @@ def test_every_starter_scenario_reveals_its_target_fact_to_a_good_question(coach
         "timeline_established": "When do you need this in place, is there a deadline driving it?",
         "competition_explored": "What other options are you looking at, or what are you using today?",
         "next_step_booked": "Let's book the next session: does Thursday at 3 work for a 45-minute call?",
+        # renewal, demo and outbound starter scenarios
+        "risk_explored": "What's not working for you, any concerns going into the renewal?",
+        "signer_confirmed": "Who signs off on the renewal this time, and what's the approval process?",
+        "goals_next_term": "What are your goals for next year?",
+        "expansion_explored": "Are other teams growing, could they use it too?",
+        "priorities_confirmed": "Before I show anything, what would you most like to see today?",
+        "reaction_checked": "How would your team use that?",
+        "stakeholders_confirmed": "Who else needs to see this before a decision?",
+        "discovery_question": "How are you handling work orders today?",
     }
+    conditional = {"pricing_deflection_handled", "objection_handled"}  # need the buyer's deflection first
     for art in coach.playbook.all("scenarios"):
         scen = art.model
         for target in scen.targets:
             fact = next((f for f in scen.facts if f.line == target), None)
             assert fact is not None, f"{art.path}: no hidden fact for target {target}"
-            if target == "pricing_deflection_handled":
-                continue  # needs the deflection first: covered above
+            if target in conditional:
+                continue
             s = start_session(coach, "priya-raman", scen.id)
             r = reply(coach, s["session_id"], good[target])
             assert fact.id in r["revealed"], f"{art.path}: example for {target} did not earn {fact.id}: {r}"
+
+
+def test_cold_call_brush_off_is_met_with_a_question(coach):
+    scen = coach.playbook.scenario("outbound-brush-off")
+    s = start_session(coach, "priya-raman", scen.id)
+    r = reply(coach, s["session_id"], "Hi Tom, it's Sam from FixFlow, the reason I'm calling is work orders.")
+    assert r["buyer"] == scen.deflection
+    r = reply(coach, s["session_id"], "Totally fair. Before I go, how are you handling work orders across the clinics today?")
+    assert set(r["revealed"]) == {"manual-work-orders", "brush-off-reason"}
+    ended = end_session(coach, s["session_id"])
+    assert ended["passed"] is True and {v["id"] for v in ended["verdicts"]} == {"discovery_question", "objection_handled"}

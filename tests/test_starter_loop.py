@@ -51,3 +51,16 @@ def test_every_discovery_line_has_a_scenario_a_path_and_a_certification(playbook
         assert 0 < c.pass_mark <= 1 and c.attempts >= 1 and 0 < c.min_kappa <= 1
         for s in c.scenarios:
             assert set(pb.scenario(s).targets) & set(c.lines), f"{c.id}: scenario {s} targets none of its lines"
+
+
+def test_other_call_types_have_gating_certifications(playbook_dir):
+    pb = load_playbook(playbook_dir)
+    by_card = {}
+    for a in pb.all("certifications"):
+        by_card.setdefault(a.model.scorecard, set()).update(a.model.gates)
+    assert "renewal_call" in by_card.get("renewal", set())
+    assert "dial" in by_card.get("outbound", set())
+    assert "demo" in by_card.get("demo", set())
+    for a in pb.all("certifications"):
+        for line in a.model.lines:
+            assert any(line in s.targets for s in (pb.scenario(x) for x in a.model.scenarios)), f"{a.id}: {line} not practised"
