@@ -103,3 +103,21 @@ def test_cli_export(mc, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["since"] == cursor
     assert main(["export", "--to", str(tmp_path / "o3"), "--since", "last tuesday", "--db", db, "--playbook", pb]) == 1
     assert "not a cursor" in capsys.readouterr().err
+
+
+def test_every_exported_table_and_column_is_documented(coach):
+    from pathlib import Path
+
+    from tools.export import export_tables, table_schema
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "DATA.md").read_text()
+    missing = []
+    for table in export_tables(coach.store):
+        sect = doc.split(f"### {table} ")[1].split("\n### ")[0] if f"### {table} " in doc else None
+        if sect is None:
+            missing.append(f"table {table}")
+            continue
+        for col in table_schema(coach.store, table)["columns"]:
+            if f"| {col['name']} |" not in sect:
+                missing.append(f"{table}.{col['name']}")
+    assert not missing, f"document these in docs/DATA.md (the export schema): {', '.join(missing)}"

@@ -215,3 +215,43 @@ def test_bad_requests_say_what_is_wrong(mc):
         compute_metrics(mc, team="north")
     with pytest.raises(MetricsError, match="since: '13/01/2026' is not a date"):
         compute_metrics(mc, since="13/01/2026")
+
+
+def test_summary_tables_match_a_rebuild_after_random_writes(mc):
+    """The triggers keep call_daily / verdict_daily(_all) equal to a recount from the raw rows."""
+    import random
+
+    from store.schema import rebuild_summaries
+
+    rnd = random.Random(3)
+    db = mc.store.db
+    for i in range(200):
+        op = rnd.random()
+        cid = rnd.randint(1, 14)
+        if op < 0.3:
+            db.execute("insert or ignore into calls (id, source_hash, rep_id, call_type, scorecard_id, occurred_at, live, scored_at)"
+                       " values (?, ?, ?, 'discovery', 'disc', ?, ?, ?)",
+                       [100 + i, f"r{i}", rnd.choice(["ana", "ben", "cy"]), f"2026-01-{rnd.randint(1, 28):02d}T10:00:00+00:00",
+                        rnd.randint(0, 1), None if rnd.random() < 0.2 else "2026-02-01"])
+        elif op < 0.55:
+            row = mc.store.one("select id from calls order by random() limit 1")
+            db.execute("insert or replace into verdicts (call_id, line_id, verdict) values (?, ?, ?)",
+                       [row["id"], rnd.choice(["budget", "pain", "x"]), rnd.choice(["pass", "fail", "na"])])
+        elif op < 0.7:
+            db.execute("update verdicts set verdict = ? where rowid = (select rowid from verdicts order by random() limit 1)",
+                       [rnd.choice(["pass", "fail", "na"])])
+        elif op < 0.85:
+            db.execute("update calls set rep_id = ?, occurred_at = ?, live = ? where id = ?",
+                       [rnd.choice(["ana", "ben", "cy"]), f"2026-01-{rnd.randint(1, 28):02d}T09:00:00+00:00", rnd.randint(0, 1), cid])
+        else:
+            db.execute("delete from verdicts where rowid = (select rowid from verdicts order by random() limit 1)")
+
+    def snapshot():
+        return {t: sorted(tuple(r.values()) for r in mc.store.query(f"select * from {t} where {cond}"))
+                for t, cond in (("call_daily", "calls != 0 or scored != 0"), ("verdict_daily", "passes + fails + nas != 0"),
+                                ("verdict_daily_all", "passes + fails + nas != 0"))}
+
+    kept = snapshot()
+    with mc.store.transaction() as tdb:
+        rebuild_summaries(tdb)
+    assert snapshot() == kept
