@@ -331,7 +331,7 @@ def _load_tests(pb: Playbook, problems: list[Problem]) -> None:
             problems.append(prob)
             continue
         try:
-            data = json.loads(raw) if path.suffix == ".json" else yaml.safe_load(raw)
+            data = json.loads(raw) if path.suffix == ".json" else yaml.load(raw, Loader=_Loader)
             test = RubricTest.model_validate({"id": path.stem, **data} if isinstance(data, dict) else data)
         except (ValueError, yaml.YAMLError) as exc:
             problems.append(Problem(rel, f"invalid rubric test: {str(exc).splitlines()[0]}"))

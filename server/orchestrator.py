@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from store.db import Store, StoreError, dumps
+from tools import live
 from tools.attribute import attribute
 from tools.verify import remediate_gap, verify_call
 
@@ -87,6 +88,7 @@ class Orchestrator:
             "gap.opened": self._on_gap_opened,
             "gap.reopened": self._on_gap_reopened,
             "practice.ended": self._on_practice_ended,
+            "playbook.changed": self._on_playbook_changed,  # live playbook: rollouts, rubric changes
         }
 
     # ------------------------------------------------------------------ cursor
@@ -115,6 +117,7 @@ class Orchestrator:
 
         Returns the actions taken, each `{event_id, trigger, kind, rep, text, data}`. Raises
         `OrchestratorError` when a handler fails (its transaction rolled back, cursor unmoved)."""
+        live.sync_playbook(self.coach)  # playbook files changed since the last look -> playbook.* events
         actions: list[dict] = []
         handled = 0
         while limit is None or handled < limit:
@@ -136,6 +139,7 @@ class Orchestrator:
                     return []  # another process got there first
                 start = self.store.one("select coalesce(max(id), 0) m from events")["m"]
                 acts = handler(ev) if handler else []
+                acts += self._live_actions(ev, live.observe(self.coach, ev))  # rollout progress
                 # events the capabilities appended without a cause were caused by this one
                 self.store.db.execute(
                     "update events set cause_id = ? where id > ? and cause_id is null", (ev["id"], start)
@@ -278,6 +282,12 @@ class Orchestrator:
             nxt = result.get("next_scenario") or ((result.get("next_assignment") or {}).get("scenario_ids") or [None])[0]
             text = f"practice {sid} failed: still blocked; next practice assigned" + (f" ({nxt})" if nxt else "")
         return [Action(ev["id"], ev["type"], f"certification.{status}", text, ev.get("rep_id"), info)]
+
+    def _live_actions(self, ev: dict, acts: list[dict]) -> list[Action]:
+        return [Action(ev["id"], ev["type"], a["kind"], a["text"], a.get("rep"), a.get("data") or {}) for a in acts]
+
+    def _on_playbook_changed(self, ev: dict) -> list[Action]:
+        return self._live_actions(ev, live.handle_playbook_changed(self.coach, ev))
 
     # ------------------------------------------------------------------ conveniences
     def handle_call(self, call_id: int) -> list[dict]:

@@ -237,6 +237,7 @@ def _v1(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
+    db["rollouts"].create_index(["kind", "artifact_id", "version"], unique=True)  # one rollout per version
     db["ingested_files"].create(
         {"path": str, "content_hash": str, "call_id": int, "status": str, "error": str, "at": str},
         pk="content_hash",

@@ -38,22 +38,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _start_watcher(coach):
-    """Start the playbook watcher (issue 6) when it is available; returns a stop callable or None."""
+    """Start the live playbook (issue 6): the folder watcher (a saved change is served within a
+    second) and a worker that runs the orchestrator on the changes (rollouts, re-scoring jobs).
+    Returns a stop callable, or None when it could not start (the server still runs)."""
     try:
-        from playbook import watch  # type: ignore[attr-defined]
-    except ImportError:
-        log.info("playbook watcher not available; changes are picked up on playbook_write only")
+        from server.orchestrator import Orchestrator
+        from tools.live import start_live
+
+        orch = Orchestrator(coach)
+        service = start_live(coach, run_events=orch.run_pending)
+    except Exception as exc:  # the server still runs without live reload
+        log.warning("playbook watcher did not start: %s", exc)
         return None
-    for name in ("start_watcher", "watch_coach", "start"):
-        fn = getattr(watch, name, None)
-        if callable(fn):
-            try:
-                handle = fn(coach)
-            except Exception as exc:  # the server still runs without live reload
-                log.warning("playbook watcher did not start: %s", exc)
-                return None
-            return getattr(handle, "stop", None) or (handle if callable(handle) else None)
-    return None
+    return service.stop
 
 
 @command
