@@ -11,7 +11,9 @@ import re
 import anyio
 import pytest
 
-from mcp_helpers import Inbox, client, error_text, read_json, structured
+from mcp_types import PromptReference, ResourceTemplateReference
+
+from mcp_helpers import client, error_text, read_json, structured
 from server.demo_data import DEMO_DATA
 from server.mcp import build_server
 
@@ -50,8 +52,13 @@ def test_whole_loop_through_mcp_tools(loop_coach):
     coach = loop_coach
     server = build_server(coach)
 
+    logs: list = []
+
+    async def on_log(params):
+        logs.append(params)
+
     async def main():
-        async with client(server, "legacy") as c:
+        async with client(server, "legacy", logging_callback=on_log) as c:
             for r in MANIFEST["reps"]:
                 small(await c.call_tool("upsert_rep", {"name": r["name"], "team": r["team"], "segment": r["segment"], "hire_date": r["hire_date"]}))
             scored = {}
@@ -71,6 +78,8 @@ def test_whole_loop_through_mcp_tools(loop_coach):
             kinds = [a["kind"] for a in weak[-1]["loop"]]
             assert "gap.opened" in kinds and "gap.remediated" in kinds, weak[-1]["loop"]
             assert "Practice was assigned" in weak[-1]["next_action"]
+            # ... and told the client's log as it happened
+            assert any(p.level == "info" and "opened gap" in str(p.data) for p in logs), logs
             # same transcript again: stored once
             again = small(await c.call_tool("score", score_args(MANIFEST["calls"][0])))
             assert again["duplicate"] and again["call_id"] == scored[MANIFEST["calls"][0]["file"]]["call_id"]
@@ -162,6 +171,24 @@ def test_whole_loop_through_mcp_tools(loop_coach):
             assert "unknown metric" in error_text(await c.call_tool("metrics", {"names": ["nope"]}))
             team = read_json(await c.read_resource("coachloop://metrics/team"))
             assert team["metrics"]
+
+            # -- logging/setLevel: above info, the loop's info lines are no longer sent
+            await c.set_logging_level("warning")
+            n = len(logs)
+            small(await c.call_tool("score", {**score_args(MANIFEST["calls"][1]), "transcript": (DEMO_DATA / MANIFEST["calls"][1]["file"]).read_text() + "\n"}))
+            assert len(logs) == n
+
+            # -- completions for prompt arguments and resource templates
+            comp = await c.complete(PromptReference(type="ref/prompt", name="coach_rep"), {"name": "rep", "value": "pri"})
+            assert comp.completion.values == [REP]
+            comp = await c.complete(ResourceTemplateReference(type="ref/resource", uri="coachloop://calls/{call_id}"), {"name": "call_id", "value": ""})
+            assert str(ids[0]) in comp.completion.values
+            comp = await c.complete(PromptReference(type="ref/prompt", name="rollout_playbook_change"), {"name": "line", "value": "budg"})
+            assert comp.completion.values == [LINE]
+            comp = await c.complete(ResourceTemplateReference(type="ref/resource", uri="playbook://scenarios/{id}"), {"name": "id", "value": gen["scenario_id"][:8]})
+            assert gen["scenario_id"] in comp.completion.values
+            comp = await c.complete(PromptReference(type="ref/prompt", name="unknown"), {"name": "x", "value": ""})
+            assert comp.completion.values == []
 
     anyio.run(main)
 

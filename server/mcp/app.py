@@ -70,13 +70,19 @@ def build_server(coach: Coach, *, name: str = "coachloop") -> MCPServer:
 
     ll.create_initialization_options = init_options  # type: ignore[method-assign]
 
-    from . import data_tools, loop_tools, playbook_tools, prompts, resources
+    from . import completions, data_tools, loop_tools, playbook_tools, prompts, resources
+    from .logs import LEVELS_BY_SERVER, ClientLogLevels
+
+    levels = ClientLogLevels()
+    levels.install(mcp)
+    LEVELS_BY_SERVER[id(mcp)] = levels
 
     playbook_tools.register(mcp, coach)
     data_tools.register(mcp, coach)
     loop_tools.register(mcp, coach)
     resources.register(mcp, coach)
     prompts.register(mcp, coach)
+    completions.register(mcp, coach)
 
     mcp.coachloop_hub = hub  # type: ignore[attr-defined]
     mcp.coachloop_coach = coach  # type: ignore[attr-defined]

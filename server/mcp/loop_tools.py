@@ -90,6 +90,16 @@ def run_loop(coach: Coach) -> tuple[list[LoopAction], str | None]:
         return [], f"the loop could not react yet: {exc}"
 
 
+async def log_actions(ctx: Context, loop: list[LoopAction], err: str | None) -> None:
+    """Tell the client's log what the loop did (info), and any loop failure (warning)."""
+    from .logs import client_log
+
+    for a in loop:
+        await client_log(ctx, "info", f"loop: {a.text}")
+    if err:
+        await client_log(ctx, "warning", err)
+
+
 # =========================================================================== score
 
 
@@ -260,7 +270,8 @@ def _register_calls(mcp, coach: Coach) -> None:
         ),
     )
     @guard("score")
-    def score(
+    async def score(
+        ctx: Context,
         transcript: Annotated[str, Field(description="The transcript text, in any supported format.")],
         rep: Annotated[str | None, Field(description="The rep: their name as spoken in the call, or a rep id. Default: the rep speaker found on the roster.")] = None,
         call_type: Annotated[str | None, Field(description="discovery, demo, outbound, renewal, support ... (picks the scorecard). Default: from the file, else discovery.")] = None,
@@ -272,11 +283,15 @@ def _register_calls(mcp, coach: Coach) -> None:
         source_name: Annotated[str | None, Field(description="A name for the transcript (file name), shown in errors and reports.")] = None,
         detail: Annotated[Detail, DETAIL_FIELD] = "concise",
     ) -> ScoreResult:
-        res = calls_mod.score_call(
-            coach, transcript, rep=rep, call_type=call_type, scorecard_id=scorecard, segment=segment, deal_id=deal, stage=stage,
-            occurred_at=time, source_name=source_name,
-        )
-        loop, err = run_loop(coach)
+        def work():
+            res = calls_mod.score_call(
+                coach, transcript, rep=rep, call_type=call_type, scorecard_id=scorecard, segment=segment, deal_id=deal, stage=stage,
+                occurred_at=time, source_name=source_name,
+            )
+            return res, run_loop(coach)
+
+        res, (loop, err) = await anyio.to_thread.run_sync(work)
+        await log_actions(ctx, loop, err)
         return _score_result(coach, res, detail, loop, err)
 
     @mcp.tool(
@@ -313,6 +328,7 @@ def _register_calls(mcp, coach: Coach) -> None:
                 out.append(BatchOutcome(index=i, ok=False, error=for_mcp(error_text(exc))))
             await ctx.report_progress(i + 1, total, f"scored {i + 1} of {total}")
         loop, err = await anyio.to_thread.run_sync(run_loop, coach)
+        await log_actions(ctx, loop, err)
         ok = [o for o in out if o.ok]
         dups = sum(o.duplicate for o in ok)
         errors = total - len(ok)
@@ -351,7 +367,8 @@ def _register_calls(mcp, coach: Coach) -> None:
         res = await anyio.to_thread.run_sync(lambda: calls_mod.rescore(coach, scorecard, since, progress, force=force, chunk=25))
         if res["calls"] == 0:
             await ctx.report_progress(0, 0, "no stored calls for this scorecard")
-        loop, _ = await anyio.to_thread.run_sync(run_loop, coach)
+        loop, err = await anyio.to_thread.run_sync(run_loop, coach)
+        await log_actions(ctx, loop, err)
         flips = [RescoreFlip(call=f["call"], rep=f.get("rep"), line=f["line"], before=f.get("before"), after=f.get("after"), overridden=bool(f.get("overridden"))) for f in res["flips"]]
         top = ", ".join(f"{line} {k}: {n}" for line, d in sorted(res["by_line"].items()) for k, n in d.items())
         summary = f"{res['scorecard']}@{res['version']}: {res['rescored']} of {res['calls']} call(s) re-scored ({res['skipped']} already current); {res['changed_calls']} changed" + (f"; {top}" if top else "")
