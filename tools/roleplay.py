@@ -359,6 +359,12 @@ def reply(coach, session_id: str, text: str, *, now: datetime | str | None = Non
         answer, state, info = offline_reply(scenario, _scorecard(coach, scenario), turns, state)
     turns.append({"role": "buyer", "speaker": scenario.persona.name, "text": answer})
     with coach.store.transaction():
+        now_row = q.get_session(coach.store, row["id"])
+        if now_row["status"] != "active" or len(now_row.get("turns") or []) != len(row["turns"]):
+            raise SessionError(
+                f"practice session {row['id']} changed while the buyer was answering (another message or an end); "
+                f"see it with `coachloop practice show {row['id']}` and send your message again"
+            )
         q.update_session(coach.store, row["id"], turns=turns, state=state, last_activity_at=t_now.isoformat())
     return {
         "session_id": row["id"],
