@@ -255,3 +255,25 @@ def test_summary_tables_match_a_rebuild_after_random_writes(mc):
     with mc.store.transaction() as tdb:
         rebuild_summaries(tdb)
     assert snapshot() == kept
+
+
+def test_cli_metrics(mc, capsys):
+    import json
+
+    from server.cli import main
+
+    base = ["--db", mc.store.path, "--playbook", str(mc.playbook_dir)]
+    assert main(["metrics", "coverage", "win_rate_by_stage", "--team", "east", *base]) == 0
+    out = capsys.readouterr().out
+    assert "metrics for team east, all time" in out and "Calls scored (coverage) [coverage]: 90.0%" in out
+    assert "how: " in out
+    assert main(["metrics", "verdicts_per_line", "--rep", "ana", "--from", "2026-01-12", "--to", "2026-01-18", "--weekly", "--json", *base]) == 0
+    res = json.loads(capsys.readouterr().out)
+    m = res["metrics"]["verdicts_per_line"]
+    assert [pt["week"] for pt in m["series"]] == ["2026-01-12"] and m["pass"] == 5
+    # calls 3, 4, 5: budget F F P (1), pain F P P (2), next_step P na P (2) -> 5 of 8 applicable
+    assert m["value"] == 0.625
+    assert main(["metrics", "--list", *base]) == 0
+    assert "gap_closure" in capsys.readouterr().out
+    assert main(["metrics", "nope", *base]) == 1
+    assert "unknown metric(s) nope" in capsys.readouterr().err
