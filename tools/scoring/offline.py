@@ -60,6 +60,7 @@ class Compiled:
     trig: list[re.Pattern]
     trig_neg: list[re.Pattern]
     unless: list[re.Pattern]
+    prefilter: re.Pattern | None = None  # one search per turn: can any positive pattern match at all?
 
 
 def _phrase_re(phrase: str) -> re.Pattern | None:
@@ -86,7 +87,18 @@ def _compile_list(phrases: list[str], patterns: list[str]) -> list[re.Pattern]:
 def _compile_line(line_json: str) -> Compiled:
     line = RubricLine.model_validate_json(line_json)
     trig = line.trigger
+    pos_src = [normalise(p) for p in line.phrases if normalise(p)]
+    prefilter = None
+    if line.patterns or pos_src:
+        anchored = any(re.search(r"(?<!\\)[\^$]|\\[AZ]|\(\?[a-z]*x", p) for p in line.patterns)
+        if not anchored:
+            alts = [r"(?<![\w'])" + re.escape(p) + r"(?![\w'])" for p in pos_src] + [f"(?:{p})" for p in line.patterns]
+            try:
+                prefilter = re.compile("|".join(alts), re.I)
+            except re.error:
+                prefilter = None
     return Compiled(
+        prefilter=prefilter,
         pos=_compile_list(line.phrases, line.patterns),
         neg=_compile_list(line.not_phrases, line.not_patterns),
         examples=[s for s in (content_stems(normalise(e)) for e in line.examples) if len(s) >= 3],
@@ -96,6 +108,21 @@ def _compile_line(line_json: str) -> Compiled:
         trig_neg=[_rx(p) for p in trig.not_patterns] if trig else [],
         unless=[_rx(p) for p in trig.unless_after] if trig else [],
     )
+
+
+_BY_ID: dict[int, tuple[RubricLine, Compiled]] = {}
+
+
+def compiled(line: RubricLine) -> Compiled:
+    """The line's compiled patterns; cached by object (cheap) and by content (safe)."""
+    hit = _BY_ID.get(id(line))
+    if hit is not None and hit[0] is line:
+        return hit[1]
+    comp = _compile_line(line.model_dump_json())
+    if len(_BY_ID) > 2048:
+        _BY_ID.clear()
+    _BY_ID[id(line)] = (line, comp)
+    return comp
 
 
 @lru_cache(maxsize=128)
@@ -174,7 +201,7 @@ def _example_hits(sent: Sentence, comp: Compiled) -> list[tuple[int, int]]:
         return out
     pos = 0
     for c in sent.clauses:
-        stems = content_stems(c.text)
+        stems = c.stems
         ln = len(c.text)
         for ex in comp.examples:
             if len(ex & stems) >= max(3, int(0.8 * len(ex) + 0.999)):
@@ -196,9 +223,14 @@ def match_turn(
     """The first place in this turn where the line's words are said the way the line wants."""
     kind = kind or line.kind
     any_question = kind == "question" and not comp.pos and not comp.examples
+    if kind == "question" and not any(s.has_question for s in tt.sentences):
+        return None  # nothing asked in this turn
+    patterns_possible = True
     for si, sent in enumerate(tt.sentences):
         if not sent.text:
             continue
+        if kind == "question" and not sent.has_question:
+            continue  # nothing asked in this sentence
         banned: set[int] = set()
         for rx in comp.neg:
             for m in rx.finditer(sent.text):
@@ -210,7 +242,7 @@ def match_turn(
                 spans.append((pos, pos + max(len(c.text), 1), c.text))
                 pos += len(c.text) + 1
         else:
-            for rx in comp.pos:
+            for rx in comp.pos if patterns_possible else ():
                 for m in rx.finditer(sent.text):
                     spans.append((m.start(), max(m.end(), m.start() + 1), m.group(0)))
             for a, b in _example_hits(sent, comp):
@@ -315,7 +347,7 @@ def _fail_reason(line: RubricLine, default: str) -> str:
 
 def judge_line(call: CallText, line: RubricLine, card: Scorecard, small: list[re.Pattern],
                first_q: tuple[int, int, int] | None) -> LineVerdict:
-    comp = _compile_line(line.model_dump_json())
+    comp = compiled(line)
     n = len(call.turns)
     cands = [t for t in call.turns if _speaker_ok(line.speaker, t.role) and _in_window(line, card, t.index, n)]
     replies: list[int] = []
@@ -384,8 +416,12 @@ def _short(text: str) -> str:
 
 def _judge_agreement(call: CallText, line: RubricLine, comp: Compiled, cands: list[TurnText]) -> LineVerdict:
     """Line speaker proposes (phrases/patterns), the other side accepts (agree_patterns)."""
+    memo: dict[int, Hit | None] = {}
+
     def item(tt: TurnText) -> Hit | None:
-        return match_turn(tt, line, comp, [], kind="statement")
+        if tt.index not in memo:
+            memo[tt.index] = match_turn(tt, line, comp, [], kind="statement")
+        return memo[tt.index]
 
     def without_refusals(text: str) -> str:
         for rx in comp.refuse:

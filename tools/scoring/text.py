@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 # --------------------------------------------------------------------------- word lists
 
@@ -130,6 +131,13 @@ class Clause:
     question: bool = False
     cue: bool = False  # has its own interrogative shape
     index: int = 0  # position in the turn (clause order)
+    _stems: frozenset | None = None
+
+    @property
+    def stems(self) -> frozenset:
+        if self._stems is None:
+            self._stems = frozenset(content_stems(self.text))
+        return self._stems
 
 
 @dataclass
@@ -142,6 +150,10 @@ class Sentence:
     offsets: list[int] = field(default_factory=list)  # start of each word in `text`
     word_clause: list[int] = field(default_factory=list)  # clause index (within sentence) of each word
     words: list[Word] = field(default_factory=list)
+
+    @property
+    def has_question(self) -> bool:
+        return any(c.question for c in self.clauses)
 
     def clause_at(self, pos: int) -> int:
         i = bisect.bisect_right(self.offsets, pos) - 1
@@ -185,17 +197,22 @@ class CallText:
 # --------------------------------------------------------------------------- normalisation
 
 
-def _norm_token(tok: str) -> list[str]:
+def _norm_token(tok: str) -> tuple[str, ...]:
+    return _norm_token_cached(tok)
+
+
+@lru_cache(maxsize=65536)
+def _norm_token_cached(tok: str) -> tuple[str, ...]:
     t = tok.lower().replace("’", "'").replace("‘", "'")
     t = t.strip("'.,:")
     if not t:
-        return []
+        return ()
     if t in ("a.m", "a.m.", "p.m", "p.m."):
-        return [t[0] + "m"]
+        return (t[0] + "m",)
     if re.fullmatch(r"(?:[a-z]\.){2,}[a-z]?", t + ("." if not t.endswith(".") else "")):
         t = t.replace(".", "")
     if t in SPOKEN:
-        return list(SPOKEN[t])
+        return tuple(SPOKEN[t])
     # numbers keep their inner punctuation ($1,200 / 7:30 / 1.5); words lose it
     if not re.search(r"\d", t):
         t = re.sub(r"[.,:]", " ", t)
@@ -203,7 +220,7 @@ def _norm_token(tok: str) -> list[str]:
     out: list[str] = []
     for p in parts:
         out.extend(SPOKEN.get(p, [p]))
-    return out
+    return tuple(out)
 
 
 def normalise(text: str) -> str:
@@ -351,6 +368,19 @@ def _tokens(text: str) -> list[tuple[str, int, int]]:
 
 
 def analyse_turn(index: int, role: str, speaker: str, text: str, punctuated: bool) -> TurnText:
+    sentences, norm, n_words = _analyse_text(text, punctuated)
+    return TurnText(index=index, role=role, speaker=speaker, original=text, sentences=sentences,
+                    text=norm, n_words=n_words)
+
+
+_SENT_END = re.compile(r"[.?!]")
+_ELLIPSIS = re.compile(r"\s*(\.\.\.|…)\s*")
+_CLAUSE_GAP = re.compile(r"[;:—–]|\s-\s|\.\.\.|…|\(|\)")
+
+
+@lru_cache(maxsize=8192)
+def _analyse_text(text: str, punctuated: bool) -> tuple[list[Sentence], str, int]:
+    """Sentences of one turn's text (cached: the result is never mutated, only read)."""
     toks = _tokens(text)
     # sentence and clause boundaries from the gaps between tokens
     sent_bounds: list[tuple[int, int, bool]] = []  # (first token, last token excl, ends with ?)
@@ -358,10 +388,12 @@ def analyse_turn(index: int, role: str, speaker: str, text: str, punctuated: boo
     start = 0
     for i in range(len(toks)):
         gap = text[toks[i][2]: toks[i + 1][1]] if i + 1 < len(toks) else text[toks[i][2]:]
+        if gap == " " and i + 1 < len(toks):
+            continue  # the common case: one space between words
         tail = toks[i][0]
         # a token may end with '.' inside TOKEN_RE? no: TOKEN_RE ends on a word char; punctuation is in the gap
         end_sentence = False
-        if "\n" in gap.strip(" \t\r") or re.search(r"[.?!]", gap):
+        if "\n" in gap.strip(" \t\r") or _SENT_END.search(gap):
             end_sentence = True
             low = tail.lower().replace("’", "'")
             nxt = toks[i + 1][0] if i + 1 < len(toks) else ""
@@ -369,13 +401,13 @@ def analyse_turn(index: int, role: str, speaker: str, text: str, punctuated: boo
                 nxt[:1].islower() or nxt.lower() in TZ_WORDS or low.rstrip(".") in {"a.m", "p.m", "am", "pm"} and nxt.lower() in TZ_WORDS
             ):
                 end_sentence = False
-            if re.fullmatch(r"\s*\.\.\.\s*", gap) or re.fullmatch(r"\s*…\s*", gap):
+            if _ELLIPSIS.fullmatch(gap):
                 end_sentence = False
                 clause_break_at.add(i + 1)
         if end_sentence or i == len(toks) - 1:
             sent_bounds.append((start, i + 1, "?" in gap))
             start = i + 1
-        elif re.search(r"[;:—–]|\s-\s|\.\.\.|…|\(|\)", gap):
+        elif _CLAUSE_GAP.search(gap):
             clause_break_at.add(i + 1)
     sentences: list[Sentence] = []
     clause_no = 0
@@ -432,8 +464,7 @@ def analyse_turn(index: int, role: str, speaker: str, text: str, punctuated: boo
         sent.text = " ".join(parts)
         turn_words.extend(parts)
         sentences.append(sent)
-    return TurnText(index=index, role=role, speaker=speaker, original=text, sentences=sentences,
-                    text=" ".join(turn_words), n_words=len(turn_words))
+    return sentences, " ".join(turn_words), len(turn_words)
 
 
 def _mark_questions(sent: Sentence, punctuated: bool) -> None:
@@ -517,6 +548,7 @@ STOP = set(
 )
 
 
+@lru_cache(maxsize=65536)
 def stem(w: str) -> str:
     w = w.replace("'s", "").replace("'", "")
     for suf in ("ing", "ies", "ed", "es", "s"):
