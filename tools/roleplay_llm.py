@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Sequence
+from typing import Sequence
 
 from playbook.models import Scenario, Scorecard
 from tools.llm import LLMClient, LLMError
