@@ -181,3 +181,17 @@ def test_scenario_file_left_by_a_crash_is_logged_on_retry(loop):
     assert coach.store.one("select count(*) n from events where type = 'scenario.generated'")["n"] == 1
     a = assign_path(coach, "priya-raman", gap_id=gap)
     assert a["scenario_ids"][0] == r["scenario_id"]
+
+
+def test_feedback_on_opening_and_closing_lines_quotes_where_it_belonged(loop):
+    coach, _, (a, b) = loop
+    g1 = add_gap(coach.store, "priya-raman", "agenda_set", [b])
+    fb = gap_feedback(coach, g1)
+    q = fb["calls"][0]["rep_quotes"][0]
+    assert q["kind"] == "opening" and q["turn"] == 2 and q["text"].startswith("Our platform captures")
+    assert "without first saying what the call was for" in fb["text"]
+    g2 = add_gap(coach.store, "priya-raman", "next_step_booked", [b])
+    fb2 = gap_feedback(coach, g2)
+    q2 = fb2["calls"][0]["rep_quotes"][0]
+    assert q2["kind"] == "closing" and q2["text"] == "I'll follow up next week."
+    assert 'you closed with "I\'ll follow up next week."' in fb2["text"]

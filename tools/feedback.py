@@ -141,20 +141,48 @@ def _short(text: str, limit: int = 240) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def missed_moments(turns: list[dict], line: RubricLine, verdict: dict | None = None, limit: int = 2) -> tuple[list[dict], list[dict]]:
+def _small_talk(text: str, patterns: list[str]) -> bool:
+    low = " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
+    for p in patterns:
+        try:
+            if re.search(p, low, re.I):
+                return True
+        except re.error:
+            continue
+    return False
+
+
+def missed_moments(
+    turns: list[dict], line: RubricLine, verdict: dict | None = None, limit: int = 2, small_talk: list[str] | None = None
+) -> tuple[list[dict], list[dict]]:
     """Where in one call the rep should have asked: (rep quotes, buyer cues).
 
-    Each rep quote is {turn, text, why}; each buyer cue is {turn, text, mentions}."""
+    Each rep quote is {turn, text, why, kind} (kind: scorer | opening | closing | cue | pitch);
+    each buyer cue is {turn, text, mentions}. `small_talk`: the scorecard's small-talk patterns,
+    skipped when looking for where the call really started."""
+    small_talk = small_talk or []
     keywords = line_keywords(line)
     quotes: list[dict] = []
     cues: list[dict] = []
     seen: set[int] = set()
     vturn = verdict.get("turn") if verdict else None
     if isinstance(vturn, int) and 0 <= vturn < len(turns) and _role(turns[vturn]) == "rep":
-        quotes.append({"turn": vturn, "text": _short(turns[vturn]["text"]), "why": "the turn the scorer quoted for this line"})
+        quotes.append({"turn": vturn, "text": _short(turns[vturn]["text"]), "why": "the turn the scorer quoted for this line", "kind": "scorer"})
         seen.add(vturn)
+    rep_idx = [i for i, t in enumerate(turns) if _role(t) == "rep"]
+    if not quotes and line.where == "opening" and rep_idx:
+        # the opening: the rep's first substantive turn (a question or a pitch) is where it belonged
+        real = [i for i in rep_idx if not _small_talk(turns[i]["text"], small_talk) and len(turns[i]["text"].split()) >= 8]
+        first = real[0] if real else rep_idx[0]
+        quotes.append({"turn": first, "text": _short(turns[first]["text"]), "why": "where you started without saying what the call was for", "kind": "opening"})
+        seen.add(first)
+    if not quotes and line.where == "closing" and rep_idx:
+        # the close: the rep's last words that tried to end the call
+        last = next((i for i in reversed(rep_idx) if len(turns[i]["text"].split()) >= 4), rep_idx[-1])
+        quotes.append({"turn": last, "text": _short(turns[last]["text"]), "why": "how you closed the call", "kind": "closing"})
+        seen.add(last)
     for i, t in enumerate(turns):
-        if len(quotes) >= limit:
+        if len(quotes) >= limit or line.where != "any":
             break
         if _role(t) != "buyer":
             continue
@@ -171,6 +199,7 @@ def missed_moments(turns: list[dict], line: RubricLine, verdict: dict | None = N
                 "turn": nxt,
                 "text": _short(turns[nxt]["text"]),
                 "why": f"your reply right after the buyer brought it up ({', '.join(hits[:3])})",
+                "kind": "cue",
             }
         )
     if not quotes:
@@ -180,7 +209,7 @@ def missed_moments(turns: list[dict], line: RubricLine, verdict: dict | None = N
             pitches = [(len(t["text"]), i) for i, t in enumerate(turns) if _role(t) == "rep"]
         if pitches:
             _, i = max(pitches, key=lambda p: (p[0], -p[1]))
-            quotes.append({"turn": i, "text": _short(turns[i]["text"]), "why": "your longest pitch, where a question would have fit"})
+            quotes.append({"turn": i, "text": _short(turns[i]["text"]), "why": "your longest pitch, where a question would have fit", "kind": "pitch"})
     quotes.sort(key=lambda x: x["turn"])
     return quotes, cues
 
@@ -205,7 +234,7 @@ def gap_feedback(coach, gap_id: int) -> dict[str, Any]:
     rep_words: list[dict] = []
     for call in q.get_calls(coach.store, call_ids):
         v = q.call_verdict(coach.store, call["id"], line.id)
-        quotes, cues = missed_moments(call["turns"], line, v)
+        quotes, cues = missed_moments(call["turns"], line, v, small_talk=list(getattr(card, "small_talk", None) or []))
         calls_out.append(
             {
                 "call_id": call["id"],
@@ -252,10 +281,18 @@ def _paragraph(gap: dict, line: RubricLine, calls: list[dict], examples: list[st
         qt = c["rep_quotes"][0] if c["rep_quotes"] else None
         if not qt:
             continue
-        if cue:
-            parts.append(f'On call {c["call_id"]} the buyer said "{_short(cue["text"], 160)}" and you answered "{_short(qt["text"], 160)}".')
+        said = _short(qt["text"], 160)
+        kind = qt.get("kind")
+        if kind == "cue" and cue:
+            parts.append(f'On call {c["call_id"]} the buyer said "{_short(cue["text"], 160)}" and you answered "{said}".')
+        elif kind == "opening":
+            parts.append(f'On call {c["call_id"]} you got going with "{said}" without first saying what the call was for.')
+        elif kind == "closing":
+            parts.append(f'On call {c["call_id"]} you closed with "{said}".')
+        elif kind == "scorer":
+            parts.append(f'On call {c["call_id"]} you said "{said}".')
         else:
-            parts.append(f'On call {c["call_id"]} you said "{_short(qt["text"], 160)}" where a question would have fit.')
+            parts.append(f'On call {c["call_id"]} you said "{said}" where a question would have fit.')
         shown += 1
         if shown >= 2:
             break
