@@ -378,7 +378,10 @@ def test_score_many_honours_concurrency_and_order(fake_openai):
         texts = list(TEXTS)
         texts[3] = ("Marcus Oduya", "buyer", f"Call number {i}." + (" BROKEN-CALL" if i == 4 else ""))
         items.append((turns(texts), SCORECARD, f"v{i}"))
-    out = score_many(items, c)
+    seen = []
+    out = score_many(items, c, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(i, 9) for i in range(1, 10)]
+    assert score_many([], c) == []
     assert fake_openai.max_active == 3  # never more than the limit, and the limit was used
     assert c.stats["in_flight_max"] == 3
     assert isinstance(out[4], LLMError)

@@ -30,8 +30,8 @@ import json
 import logging
 import re
 import unicodedata
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable, Literal, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
@@ -382,11 +382,13 @@ def score_with_llm(turns: Any, scorecard: Scorecard, *, version: str = "", clien
 
 
 def score_many(items: Iterable[Any], client: LLMClient, *, return_exceptions: bool = True,
-               max_workers: int | None = None) -> list[CallScore | LLMError]:
-    """Score many calls on threads, in order. Each item is `(turns, scorecard)`,
-    `(turns, scorecard, version)` or a dict with those keys. Requests in flight never exceed the
-    client's concurrency (its semaphore is shared by every thread). With `return_exceptions`
-    (default) a call that fails yields its `LLMError` in its place; otherwise the first error raises."""
+               max_workers: int | None = None, progress: Callable[[int, int], None] | None = None
+               ) -> list[CallScore | LLMError]:
+    """Score many calls on threads; results in the order of `items`. Each item is
+    `(turns, scorecard)`, `(turns, scorecard, version)` or a dict with those keys. Requests in
+    flight never exceed the client's concurrency (its semaphore is shared by every thread).
+    With `return_exceptions` (default) a call that fails yields its `LLMError` in its place;
+    otherwise the first error raises. `progress(done, total)` is called as calls finish."""
     jobs = []
     for it in items:
         if isinstance(it, dict):
@@ -394,6 +396,8 @@ def score_many(items: Iterable[Any], client: LLMClient, *, return_exceptions: bo
         else:
             t = tuple(it)
             jobs.append((t[0], t[1], t[2] if len(t) > 2 else ""))
+    if not jobs:
+        return []
 
     def one(job):
         turns, sc, ver = job
@@ -404,6 +408,17 @@ def score_many(items: Iterable[Any], client: LLMClient, *, return_exceptions: bo
                 return e
             raise
 
-    workers = max(1, min(max_workers or client.concurrency, len(jobs) or 1))
+    results: list[Any] = [None] * len(jobs)
+    workers = max(1, min(max_workers or client.concurrency, len(jobs)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm-judge") as pool:
-        return list(pool.map(one, jobs))
+        futures = {pool.submit(one, job): i for i, job in enumerate(jobs)}
+        try:
+            for done, fut in enumerate(as_completed(futures), 1):
+                results[futures[fut]] = fut.result()
+                if progress is not None:
+                    progress(done, len(jobs))
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+    return results
