@@ -25,8 +25,12 @@ Behaviour:
   about the request), it falls back to `json_object`, then to plain text with the schema in the
   prompt, and parses the JSON out of the message (code fences and surrounding prose allowed).
   An answer that still does not validate after every retry raises `LLMError`.
+  The mode an endpoint accepts is learnt once per process (per endpoint and model).
 - A concurrency limit (a semaphore shared by every client of the same endpoint and model in this
   process) bounds requests in flight; it is released while a retry waits.
+- One pooled HTTP client per endpoint, key and timeout, so `from_policy` is cheap to call often.
+- `stats` counts requests, retries, failures, malformed answers, tokens and the most requests
+  seen in flight; `probe()` is a one-request health check.
 - The API key is never logged, never in `repr()` and never in an error message.
 """
 from __future__ import annotations
