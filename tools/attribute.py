@@ -80,10 +80,12 @@ def _window_rows(
         where.append("c.rep_id = ?")
         params.append(rep_id)
     if scorecard_id:
-        where.append("c.scorecard_id = ?")
+        # unary + keeps SQLite off the scorecard index: the rep's (rep_id, occurred_at) index is the
+        # selective one, and a whole-team scan reads everything anyway
+        where.append("+c.scorecard_id = ?")
         params.append(scorecard_id)
     if as_of_call is not None:
-        where.append("c.id <= ?")
+        where.append("+c.id <= ?")
         params.append(int(as_of_call))
     sql = f"""
         select * from (
@@ -113,11 +115,11 @@ def _rep_line_counts(
     sql = """
         select v.verdict from calls c
         join verdicts v on v.call_id = c.id and v.line_id = ?
-        where c.rep_id = ? and c.scorecard_id = ? and c.live = 1 and v.verdict in ('pass', 'fail') and c.id > ?
+        where c.rep_id = ? and +c.scorecard_id = ? and c.live = 1 and v.verdict in ('pass', 'fail') and +c.id > ?
     """
     params: list[Any] = [line_id, rep_id, scorecard_id, floor]
     if as_of_call is not None:
-        sql += " and c.id <= ?"
+        sql += " and +c.id <= ?"
         params.append(int(as_of_call))
     sql += " order by c.occurred_at desc, c.id desc limit ?"
     params.append(int(window))
