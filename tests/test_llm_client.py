@@ -318,6 +318,12 @@ def test_env_overrides_policy_and_base_url_enables(fake_openai):
     assert fake_openai.completions()[0]["body"]["model"] == "m-env"
 
 
+def test_env_roleplay_switch():
+    env = {"COACHLOOP_LLM_BASE_URL": "http://127.0.0.1:9/v1"}
+    assert LLMClient.from_policy(Policy(), env=env).roleplay is True
+    assert LLMClient.from_policy(Policy(), env={**env, "COACHLOOP_LLM_ROLEPLAY": "off"}).roleplay is False
+
+
 def test_env_can_disable():
     pol = Policy(llm=LLMSettings(enabled=True, base_url="http://127.0.0.1:9/v1"))
     assert LLMClient.from_policy(pol, env={"COACHLOOP_LLM_ENABLED": "0"}) is None

@@ -16,6 +16,7 @@ Configuration (`llm:` in playbook.yaml, then environment variables, which win):
     retries        COACHLOOP_LLM_RETRIES      (retries after the first attempt)
     backoff        COACHLOOP_LLM_BACKOFF      (first retry delay, seconds; doubles, capped at 8 s)
     concurrency    COACHLOOP_LLM_CONCURRENCY  (requests in flight at once, shared by all threads)
+    roleplay       COACHLOOP_LLM_ROLEPLAY     (0 keeps the offline buyer while the model scores)
 
 Behaviour:
 - Retries with exponential backoff (and the server's `Retry-After`/`retry-after-ms`) on 429,
@@ -213,6 +214,9 @@ def resolve_config(settings: Any = None, env: Mapping[str, str] | None = None) -
     if url:
         merged["base_url"] = url
         merged["enabled"] = True
+    roleplay = _env_bool(env, ENV_PREFIX + "ROLEPLAY")
+    if roleplay is not None:
+        merged["roleplay"] = roleplay
     forced = _env_bool(env, ENV_PREFIX + "ENABLED")
     if forced is not None:
         merged["enabled"] = forced
