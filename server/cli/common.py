@@ -12,6 +12,7 @@ from typing import Any, Callable
 from playbook.loader import PlaybookError
 from store.db import StoreError, default_db_path
 from tools.context import PLAYBOOK_ENV, Coach, default_playbook_dir
+from tools.llm import LLMError
 from tools.transcripts.model import TranscriptError
 
 
@@ -74,7 +75,7 @@ def command(fn: Callable[[argparse.Namespace], int | None]) -> Callable[[argpars
         except CLIError as exc:
             err(str(exc))
             return exc.code
-        except (PlaybookError, StoreError, TranscriptError, FileNotFoundError, ValueError) as exc:
+        except (PlaybookError, StoreError, TranscriptError, LLMError, FileNotFoundError, ValueError) as exc:
             err(str(exc))
             return 1
 
