@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "server.cli.loop_cmds",  # attribute, scenario, assign, practice, certify, gate, lift
     "server.cli.data_cmds",  # rep, deal, import, export, metrics, report
     "server.cli.serve_cmds",  # serve
+    "server.cli.rollout_cmds",  # rollout status, jobs, watch (live playbook)
     "server.cli.demo_cmd",  # demo
 ]
 
