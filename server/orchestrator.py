@@ -8,9 +8,12 @@ It reads the append-only event log from a cursor kept in the `meta` table
     gap.opened          -> remediate: feedback + scenario from the gap's calls + learning path
                            + gates; appends `gap.remediated`
     gap.reopened        -> remediate again with the harder difficulty the verifier chose
+    verdict.overridden,
+    call.rescored       -> attribute the call's rep again (a gap the new verdicts show opens)
     practice.ended      -> certify the session (pass lifts the gates and the gap then waits for
                            verification on the next live call; fail assigns the next practice);
                            appends `loop.certified`
+    playbook.changed    -> the live playbook's step (tools.live: rollouts, rubric changes)
     anything else       -> nothing (the cursor moves on)
 
 Every handled event is ONE transaction: the transition's writes, its events (each with
@@ -89,6 +92,8 @@ class Orchestrator:
             "gap.reopened": self._on_gap_reopened,
             "practice.ended": self._on_practice_ended,
             "playbook.changed": self._on_playbook_changed,  # live playbook: rollouts, rubric changes
+            "verdict.overridden": self._on_verdicts_changed,  # a manager's verdict: attribution follows
+            "call.rescored": self._on_verdicts_changed,
         }
 
     # ------------------------------------------------------------------ cursor
@@ -199,6 +204,21 @@ class Orchestrator:
             acts.append(Action(ev["id"], ev["type"], f"verify.{o['outcome']}", text, call["rep_id"], o))
         for g in attribute(self.coach, call["rep_id"], cause=ev["id"], scorecard_id=call["scorecard_id"],
                            as_of_call=call["id"]):
+            if g.get("new"):
+                acts.append(Action(ev["id"], ev["type"], "gap.opened", f"opened gap {g['gap_id']}: {g['statement']}", call["rep_id"],
+                                   {k: g[k] for k in ("gap_id", "line", "scorecard", "misses", "window", "call_ids", "severity", "statement")}))
+        return acts
+
+    def _on_verdicts_changed(self, ev: dict) -> list[Action]:
+        """A stored call's verdicts changed (override, re-score): attribute its rep again, so a gap
+        the new verdicts show opens (an open one is refreshed, never duplicated). Verification stays
+        the job of the rep's next live call."""
+        cid = _subject_id(ev.get("subject"), "call")
+        call = self.store.one("select id, rep_id, live, scorecard_id from calls where id = ?", (int(cid),)) if cid else None
+        if call is None or not call.get("live", 1):
+            return []
+        acts = []
+        for g in attribute(self.coach, call["rep_id"], cause=ev["id"], scorecard_id=call["scorecard_id"]):
             if g.get("new"):
                 acts.append(Action(ev["id"], ev["type"], "gap.opened", f"opened gap {g['gap_id']}: {g['statement']}", call["rep_id"],
                                    {k: g[k] for k in ("gap_id", "line", "scorecard", "misses", "window", "call_ids", "severity", "statement")}))

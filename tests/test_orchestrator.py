@@ -252,3 +252,22 @@ def test_verify_call_is_idempotent_and_needs_a_known_call(coach, fake):
 
     with pytest.raises(StoreError, match="unknown call 12345"):
         verify_call(coach, 12345)
+
+
+def test_an_override_that_shows_a_gap_opens_it(coach, fake):
+    s = coach.store
+    add_rep(s, "ana")
+    add_call(s, "ana", all_pass(budget_confirmed="fail"))
+    add_call(s, "ana", all_pass(budget_confirmed="fail"))
+    third = add_call(s, "ana", all_pass())
+    o = Orchestrator(coach)
+    o.run_pending()
+    assert s.one("select count(*) n from gaps")["n"] == 0
+    with s.transaction() as db:
+        db.execute("update verdicts set verdict = 'fail', overridden_by = 'mgr' where call_id = ? and line_id = 'budget_confirmed'", (third,))
+        ev = s.event("verdict.overridden", rep_id="ana", subject=f"call:{third}", data={"line": "budget_confirmed"})
+    acts = o.run_pending()
+    assert [a["kind"] for a in acts][:2] == ["gap.opened", "gap.remediated"]
+    assert s.one("select cause_id from events where type = 'gap.opened'")["cause_id"] == ev
+    # the same event handled again (another process, a replay) changes nothing
+    assert o.run_pending() == [] and s.one("select count(*) n from gaps")["n"] == 1
