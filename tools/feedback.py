@@ -60,6 +60,22 @@ TOPIC_WORDS: dict[str, list[str]] = {
         "cost",
     ],
     "next_step_booked": ["follow up", "next week", "touch base", "calendar", "invite", "meeting", "tuesday", "monday"],
+    # renewal
+    "value_recapped": ["saved", "adoption", "active users", "results", "since we went live", "since we started", "roi"],
+    "risk_explored": [
+        "concern", "worried", "not happy", "frustrat", "problem", "issue", "dropped", "cancel", "switch",
+        "locked in", "price went up", "not using", "went back to", "complain", "unhappy",
+    ],
+    "goals_next_term": ["next year", "goal", "priority", "priorities", "coming year", "initiative", "target", "plan is"],
+    "signer_confirmed": ["signs", "sign off", "signature", "approval", "procurement", "legal", "cfo", "contract"],
+    "expansion_explored": ["new team", "other teams", "hiring", "headcount", "expand", "growing", "new office", "locations", "department"],
+    # demo
+    "priorities_confirmed": ["matters most", "priority", "most important", "need to see", "must have", "care about"],
+    "reaction_checked": ["looks", "not sure about", "complicated", "that would", "like that", "nice"],
+    "stakeholders_confirmed": ["cfo", "ceo", "signs", "boss", "approve", "committee", "it security", "sign off"],
+    # outbound
+    "discovery_question": ["using", "spreadsheet", "currently", "process", "manual", "we use", "right now"],
+    "meeting_booked": ["calendar", "meeting", "tuesday", "thursday", "next week", "invite"],
 }
 
 _STOP = set(

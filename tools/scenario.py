@@ -84,7 +84,12 @@ DEFAULT_FACTS: dict[str, str] = {
 }
 DEFAULT_DEFLECTION = "Look, I'm short on time. Can you just send me pricing and I'll take a look?"
 DEFAULT_FILLER = ["Okay.", "Sure, go on.", "Hm. Not sure what you're getting at.", "Right."]
-NO_FACT_LINES = {"agenda_set", "pricing_deflection_handled", "next_step_booked"}
+PAIN_LINES = ("pain_identified", "risk_explored", "discovery_question", "issue_clarified", "concern_explored", "tied_to_pain")
+
+
+def _fact_line(line: RubricLine) -> bool:
+    """A line whose question uncovers something the buyer knows (budget, signer, date ...)."""
+    return line.kind == "question" and line.trigger is None and line.where == "any"
 
 
 # --------------------------------------------------------------------------- text helpers
@@ -259,7 +264,7 @@ def _build(coach, gap, rep_id: str, card: Scorecard, line: RubricLine, calls: li
             deflection = s
             used.add(s)
             break
-    if deflection is None and (line.id == "pricing_deflection_handled" or line.trigger is not None):
+    if deflection is None and line.trigger is not None:
         deflection = DEFAULT_DEFLECTION
 
     # hidden facts: the target line first (their own words when they said it), then the other lines
@@ -267,29 +272,45 @@ def _build(coach, gap, rep_id: str, card: Scorecard, line: RubricLine, calls: li
     kw = {ln.id: line_keywords(ln) for ln in card.lines}
     # a buyer's own question is never a fact they hold back
     about = {s: _best_line(s, card, kw) for _, _, s in sentences if s not in used and not s.endswith("?") and len(s.split()) <= 60}
-    if line.id not in NO_FACT_LINES:
+    if _fact_line(line):
         for n in range(2):  # up to two facts on the target line, in the buyer's words
             found = _best_sentence(sentences, line.id, about, kw, used)
             if not found:
                 break
             used.add(found)
             facts.append({"id": _slug(line.id) + ("" if n == 0 else f"-{n + 1}"), "line": line.id, "say": found})
-    if not facts and line.id in ("pricing_deflection_handled", "agenda_set"):
-        # the answer a good reply earns: the buyer's real problem (to a discovery question after
-        # the pricing request) or their time box (to an agenda), in their own words
-        src = "pain_identified" if line.id == "pricing_deflection_handled" else None
-        found = _best_sentence(sentences, src, about, kw, used) if src and src in kw else None
-        if found is None and line.id == "agenda_set":
+    elif line.id not in DEFAULT_FACTS or line.id == "pricing_deflection_handled" or line.where == "opening":
+        # not a question that uncovers a fact: the answer a good move earns is the buyer's real
+        # problem (a question after a brush-off or pricing request) or their time box (an agenda),
+        # in their own words
+        found = None
+        if line.trigger is not None:
+            for src in PAIN_LINES:
+                if src in kw and src != line.id:
+                    found = _best_sentence(sentences, src, about, kw, used)
+                    if found:
+                        break
+            lead = "Fair enough. Honestly, "
+        elif line.where == "opening":
             found = next((s for _, _, s in sentences if s not in used and re.search(r"\b(minutes|hard stop|half hour|only (have|got))\b", s, re.I)), None)
+            lead = "Okay, that works. "
         if found:
             used.add(found)
-            lead = "Fair enough. Honestly, " if line.id == "pricing_deflection_handled" else "Okay, that works. "
             facts.append({"id": _slug(line.id), "line": line.id, "say": lead + found[:1].lower() + found[1:]})
     if not facts:
-        say = DEFAULT_FACTS.get(line.id) or (f"Good question. {line.coaching.strip()}" if line.coaching else "Good question; happy to walk you through that.")
+        if line.id in DEFAULT_FACTS:
+            say = DEFAULT_FACTS[line.id]
+        elif line.kind == "agreement" or line.where == "closing":
+            say = DEFAULT_FACTS["next_step_booked"]
+        elif line.trigger is not None:
+            say = DEFAULT_FACTS["pricing_deflection_handled"]
+        elif line.where == "opening":
+            say = DEFAULT_FACTS["agenda_set"]
+        else:
+            say = "Good question. Honestly, that's the part we haven't figured out yet, and it's why I took this call."
         facts.append({"id": _slug(line.id), "line": line.id, "say": say})
     for other in card.lines:
-        if other.id == line.id or other.id in NO_FACT_LINES or len(facts) >= 3 + difficulty:
+        if other.id == line.id or not _fact_line(other) or len(facts) >= 3 + difficulty:
             continue
         if other.id not in TOPIC_WORDS and not other.phrases:
             continue
