@@ -443,6 +443,13 @@ def _judge_agreement(call: CallText, line: RubricLine, comp: Compiled, cands: li
     for tt in cands:
         hit = item(tt)
         if hit is None:
+            # the other side proposed a specific time and this turn accepts it ("perfect, see you then")
+            prev = turns[tt.index - 1] if tt.index > 0 else None
+            if (prev is not None and not _speaker_ok(line.speaker, prev.role) and item(prev) is not None
+                    and any(c.question for c in prev.clauses) and _any(comp.agree, without_refusals(tt.text))
+                    and not refuses(tt)):
+                return LineVerdict(id=line.id, verdict="pass", turn=tt.index, quote=_short(tt.original),
+                                   reason=f"accepted the proposed time in turn {tt.index}")
             continue
         # 1. confirmation: the other side just accepted (or proposed) something specific
         prev_other = []
