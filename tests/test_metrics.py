@@ -76,6 +76,24 @@ def test_adherence_by_methodology_tag(mc):
     assert tags["(untagged)"]["adherence"] == 0.75
     assert r["value"] == pytest.approx(11 / 19, abs=1e-4)  # each tagged line once
     assert tags["MEDDICC"]["lines"]["disc/pain"] == 0.7
+    fam = {f["methodology"]: f["adherence"] for f in r["methodologies"]}
+    assert fam == {"(untagged)": 0.75, "BANT": pytest.approx(4 / 9, abs=1e-4), "MEDDICC": pytest.approx(11 / 19, abs=1e-4)}
+
+
+def test_adherence_pools_a_methodology_family(tmp_path):
+    from metrics_data import SCORECARD
+
+    c = build(tmp_path)
+    try:
+        sc = c.playbook_dir / "scorecards" / "disc.yaml"
+        sc.write_text(SCORECARD.replace("[BANT, MEDDICC]", "[BANT (Budget), MEDDICC (Economic buyer)]").replace("[MEDDICC]", "[MEDDICC (Identify pain)]"))
+        c.reload()
+        r = m(c, "adherence")
+        assert {t["tag"] for t in r["tags"]} >= {"MEDDICC (Economic buyer)", "MEDDICC (Identify pain)", "BANT (Budget)"}
+        fam = {f["methodology"]: f for f in r["methodologies"]}
+        assert (fam["MEDDICC"]["pass"], fam["MEDDICC"]["applicable"]) == (11, 19)  # budget + pain, each once
+    finally:
+        c.close()
 
 
 def test_gaps(mc):

@@ -247,7 +247,7 @@ def _coverage_atoms(sc: Scope) -> list[dict]:
         tsql, tp = sc.time_clause("at")
         for r in sc.q(
             f"select substr(at, 1, 10) as day, count(*) as n from ingested_files where call_id is null"
-            f" and coalesce(status, '') not in ('scored', 'ok', 'duplicate', 'skipped'){tsql} group by 1",
+            f" and status in ('failed', 'error'){tsql} group by 1",
             tp,
         ):
             rows.append({"day": r["day"], "calls": r["n"], "scored": 0, "failed_files": r["n"]})
@@ -278,7 +278,7 @@ def _coverage_detail(sc: Scope, atoms: list[dict]) -> dict:
         out["failed_files"] = _limited(
             sc.q(
                 f"select path, status, error, at from ingested_files where call_id is null"
-                f" and coalesce(status, '') not in ('scored', 'ok', 'duplicate', 'skipped'){fsql} order by at",
+                f" and status in ('failed', 'error'){fsql} order by at",
                 fp,
             )
         )
@@ -421,12 +421,19 @@ def _adherence_agg(sc: Scope, atoms: list[dict]) -> dict:
                 "lines": {k: _rate(p, p + f) for k, (p, f) in sorted(t["lines"].items()) if p + f},
             }
         )
+    fam: dict[str, list[int]] = {}  # 'MEDDICC (Economic buyer)' and 'MEDDICC (Metrics)' -> MEDDICC
+    for a in atoms:
+        for f in sorted({t.split(" (")[0].strip() for t in tags.get((a["scorecard_id"], a["line_id"]), ["(not in playbook)"])}):
+            t = fam.setdefault(f, [0, 0])
+            t[0] += a["passes"]
+            t[1] += a["passes"] + a["fails"]
+    families = [{"methodology": f, "pass": p, "applicable": n, "adherence": _rate(p, n)} for f, (p, n) in sorted(fam.items()) if n]
     p = n = 0  # headline: each tagged line once, however many tags it has
     for a in atoms:
         if any(not t.startswith("(") for t in tags.get((a["scorecard_id"], a["line_id"]), [])):
             p += a["passes"]
             n += a["passes"] + a["fails"]
-    return {"value": _rate(p, n), "pass": p, "applicable": n, "tags": out}
+    return {"value": _rate(p, n), "pass": p, "applicable": n, "methodologies": families, "tags": out}
 
 
 register(
@@ -436,7 +443,8 @@ register(
         "share",
         "For each methodology tag on the playbook's scorecard lines (MEDDICC, BANT, SPIN, ...), the share of live calls "
         "in the period meeting the tagged lines: passes / (passes + fails) over those lines, 'na' left out; a line with "
-        "several tags counts for each. The headline pools every tagged line once.",
+        "several tags counts for each; `methodologies` pools the tags of one family ('MEDDICC (Metrics)' and "
+        "'MEDDICC (Champion)' -> MEDDICC), each line once. The headline pools every tagged line once.",
         _line_atoms,
         _adherence_agg,
         _lines_detail,
@@ -1265,7 +1273,7 @@ def describe() -> list[dict]:
     return [{"name": m.name, "title": m.title, "unit": m.unit, "method": m.method} for m in REGISTRY.values()]
 
 
-_ID_FIELDS = ("scorecard", "line", "tag", "stage", "step")
+_ID_FIELDS = ("scorecard", "line", "tag", "methodology", "stage", "step")
 _VALUE_FIELDS = ("pass_rate", "adherence", "win_rate", "count", "opened")
 
 

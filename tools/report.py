@@ -136,6 +136,7 @@ def report_data(coach, rep: str | None = None, team: str | None = None, since: s
         "funnel_method": res["funnel"]["method"],
         "closure_method": res["gap_closure"]["method"],
         "adherence_tags": res["adherence"]["tags"],
+        "adherence_methodologies": res["adherence"]["methodologies"],
         "kpis": kpis,
     }
 

@@ -100,8 +100,10 @@
     });
     box.setAttribute("data-cells", String(drawn));
     var tags = document.getElementById("tags");
-    (data.adherence_tags || []).forEach(function (t) {
-      h("span", "tag", t.tag + ": " + pct(t.adherence) + " (" + t.pass + "/" + t.applicable + ")", tags);
+    (data.adherence_methodologies || []).forEach(function (f) {
+      var chip = h("span", "tag", f.methodology + ": " + pct(f.adherence) + " (" + f.pass + "/" + f.applicable + ")", tags);
+      chip.title = (data.adherence_tags || []).filter(function (t) { return t.tag.split(" (")[0] === f.methodology; })
+        .map(function (t) { return t.tag + ": " + pct(t.adherence); }).join("\n");
     });
   }
 
