@@ -1,0 +1,45 @@
+"""The live playbook through the MCP server: a scorecard edited on disk (no tool call) reaches a
+subscribed client as notifications/resources/updated, the resource serves the new text, and the
+`score` tool uses the new version."""
+from __future__ import annotations
+
+import warnings
+
+import anyio
+
+from livekit import DEMO, edit_line, seed_demo
+from mcp_helpers import Inbox, client, structured
+from server.mcp import build_server
+from server.orchestrator import Orchestrator
+from tools.live import LiveService
+
+
+def test_disk_edit_notifies_subscriber_and_next_score_uses_it(coach, playbook_dir):
+    seed_demo(coach, limit=1)
+    server = build_server(coach)
+    uri = "playbook://scorecards/discovery"
+    before = coach.playbook.version_of("scorecards", "discovery")
+
+    async def main():
+        inbox = Inbox()
+        async with client(server, "legacy", inbox) as c:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                await c.subscribe_resource(uri)
+            svc = LiveService(coach, run_events=Orchestrator(coach).run_pending, poll_seconds=60).start()
+            try:
+                edit_line(playbook_dir, "discovery", "budget_confirmed", title="Budget range confirmed")
+                await inbox.wait_for(lambda: uri in inbox.uris_updated(), timeout=5.0)
+                text = (await c.read_resource(uri)).contents[0].text
+                assert "Budget range confirmed" in text
+                new = coach.playbook.version_of("scorecards", "discovery")
+                assert new != before
+                res = structured(await c.call_tool("score", {
+                    "transcript": (DEMO / "04-priya-kestrel-electrical.vtt").read_text(), "rep": "Priya Raman"}))
+                assert new in str(res), "the score tool's answer names the new scorecard version"
+                row = coach.store.one("select scorecard_version from calls order by id desc limit 1")
+                assert row["scorecard_version"] == new
+            finally:
+                assert svc.stop()
+
+    anyio.run(main)
