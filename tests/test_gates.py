@@ -231,6 +231,7 @@ def test_attempts_run_out_needs_manager(playbook_dir, tmp_path):
     assert r1["status"] == "failed" and r1["attempt"] == 1
     r2 = certify(coach, _practice(coach, r1["next_scenario"], BAD))
     assert r2["status"] == "needs_manager" and r2["attempt"] == 2 and r2["next_assignment"] is None
+    assert "manager" in r2["reason"] and "below the pass mark" in r1["reason"]
     ev = _events(coach, "certification.needs_manager")
     assert len(ev) == 1 and ev[0]["data"]["attempts_allowed"] == 2
     chk = gate_check(coach, "priya-raman", "demo")

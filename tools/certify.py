@@ -183,8 +183,17 @@ def certify(coach, session_id: str, *, cause: int | None = None) -> dict:
                     q.update_gate(store, g["id"], action=f"{cert.attempts} attempts used: ask your manager to review and lift the gate")
             else:
                 next_asg = _assign_next(coach, session, assignment, cert, gap_id, ev)
+        nxt_scn = ((next_asg or {}).get("scenario_ids") or [None])[0]
+        if status == "passed":
+            reason = f"passed {len(passes)} of {len(covered)} covered line(s) (pass mark {cert.pass_mark:g}); {len(lifted)} gate(s) lifted"
+        elif status == "needs_manager":
+            reason = (f"attempt {attempt} of {cert.attempts} " + ("failed" if not ok else "came after the attempts ran out")
+                      + f"; a manager must review and lift the gates (coachloop gate lift {session['rep_id']} --by NAME --reason TEXT)")
+        else:
+            reason = (f"passed {len(passes)} of {len(covered)} covered line(s), below the pass mark {cert.pass_mark:g}"
+                      f" (missed: {', '.join(ln for ln in covered if ln not in passes)}); next practice: {nxt_scn}")
         details.update({"lifted": [g["gate_id"] for g in lifted], "next_assignment": (next_asg or {}).get("assignment_id"),
-                        "next_scenario": ((next_asg or {}).get("scenario_ids") or [None])[0]})
+                        "next_scenario": nxt_scn, "reason": reason})
         store.db["certifications"].update(row_id, {"details": dumps({**details, "outcome": status})})
     return {
         "id": row_id,
