@@ -212,6 +212,8 @@ class FakeOpenAI:
             if kind == "status":
                 h._send(spec["status"], spec["body"], spec.get("headers"))
                 return
+            if kind == "judge" and not RUBRIC_BLOCK.search(self.prompt_text(req)) and "response_format" not in body:
+                kind = "chat"  # not a scoring request (the AI buyer, say): answer in words
             if kind == "judge":
                 content = json.dumps(judge_answer(req))
             elif kind == "chat":

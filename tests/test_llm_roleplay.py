@@ -84,7 +84,6 @@ def test_deflection_timing_is_in_the_briefing():
 
 
 def test_default_fake_chat_reply(client, fake_openai):
-    fake_openai.default = "chat"
     out = buyer_reply(client, SCENARIO, [{"speaker": "rep", "text": "What made you take this call today?"}])
     assert "What made you take this" in out
 
