@@ -12,7 +12,7 @@ It reads the append-only event log from a cursor kept in the `meta` table
     call.rescored       -> attribute the call's rep again (a gap the new verdicts show opens)
     practice.ended      -> certify the session (pass lifts the gates and the gap then waits for
                            verification on the next live call; fail assigns the next practice);
-                           appends `loop.certified`
+                           certify appends `certification.passed|failed` with this cause
     playbook.changed    -> the live playbook's step (tools.live: rollouts, rubric changes)
     anything else       -> nothing (the cursor moves on)
 
@@ -289,10 +289,7 @@ class Orchestrator:
             # judged already (by hand with `coachloop certify`): the transition happened then
             return [Action(ev["id"], ev["type"], f"certification.{status}", f"practice {sid} was already judged: {status}",
                            ev.get("rep_id"), info)]
-        eid = self.store.event("loop.certified", rep_id=ev.get("rep_id"), subject=f"session:{sid}", cause=ev["id"],
-                               data={"session_id": sid, "status": status, "certification": result.get("certification_id") or result.get("certification"),
-                                     "gap_id": result.get("gap_id")})
-        info["event_id"] = eid
+        # the transition's event is certify's own `certification.passed|failed`, caused by this one
         if status == "passed":
             text = f"practice {sid} passed: certified" + (f" {result.get('certification_id')}" if result.get("certification_id") else "") + \
                    "; gates lifted; the gap now waits for the next live call"

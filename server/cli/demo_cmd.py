@@ -17,6 +17,7 @@ import json
 import shutil
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -168,7 +169,10 @@ def run_demo(workdir: Path, *, say: Callable[[str], None] = lambda s: None) -> d
         say("")
         say("4. Remediation, generated from the calls where it went wrong")
         if fb:
-            say("   feedback: " + fb.strip().replace("\n", "\n             "))
+            wrapped = [textwrap.fill(par, width=110, initial_indent="   ", subsequent_indent="   ")
+                       for par in fb.strip().splitlines() if par.strip()]
+            say("   feedback for the rep:")
+            say("\n".join(wrapped))
         say(f"   scenario written: {rem['scenario_path']} ({len(scen_text.splitlines())} lines); it begins:")
         for ln in scen_text.splitlines()[:14]:
             say("   | " + ln)
@@ -264,7 +268,8 @@ def run_demo(workdir: Path, *, say: Callable[[str], None] = lambda s: None) -> d
         say("")
         say(f"9. The event log ({len(events)} events, each with its cause)")
         for ev in events:
-            say("   " + format_event(ev))
+            line = format_event(ev)
+            say("   " + (line if len(line) <= 170 else line[:169] + "…"))
         elapsed = time.monotonic() - t0
         say("")
         say(f"The loop closed with no human step in {elapsed:.1f}s: scored -> gap -> scenario + path + gate -> practice failed -> "
