@@ -65,8 +65,13 @@ def system_prompt(scenario: Scenario, rep_turns: int, scorecard: Scorecard | Non
                       "(the topic in brackets). Do not volunteer them, do not hint at them, and reveal only the fact "
                       "the question earns:"]
         for f in scenario.facts:
-            earn = [h for h in (_line_hint(f.line, scorecard),) if h] + [f'mentions "{w}"' for w in f.reveal_when]
-            parts.append(f"- [{'; '.join(earn) or 'a direct question about it'}] {f.say}")
+            earn = []
+            if (hint := _line_hint(f.line, scorecard)):
+                earn.append(f"a question about {hint}")
+            if f.reveal_when:
+                earn.append("a question using " + ", ".join(f'"{w}"' for w in f.reveal_when))
+            parts.append(f"- [{' or '.join(earn) or 'a direct question about it'}] {f.say}")
+        parts.append("A statement or a pitch that mentions the topic does not earn a fact; only a question does.")
     if scenario.objections:
         parts += ["", "Objections you raise (in your own words):"]
         for o in scenario.objections:
@@ -78,6 +83,9 @@ def system_prompt(scenario: Scenario, rep_turns: int, scorecard: Scorecard | Non
                       f"engagement with good questions, try to end the call with: \"{scenario.deflection}\""]
         if rep_turns >= scenario.deflect_after:
             parts.append(f"(The rep has now spoken {rep_turns} times.)")
+    if scenario.passing.strip():
+        parts += ["", "What a good rep does in this practice (do not make it easier than this): "
+                  + " ".join(scenario.passing.split())]
     if scenario.filler:
         parts += ["", "Lines in your voice for when nothing above applies: " + " | ".join(scenario.filler[:6])]
     parts += [
