@@ -28,8 +28,8 @@ _INSERT_VERDICT = f"insert into verdicts ({', '.join(VERDICT_COLUMNS)}) values (
 
 
 def find_by_hash(store: Store, source_hash: str) -> int | None:
-    row = store.db.execute("select id from calls where source_hash = ?", [source_hash]).fetchone()
-    return row[0] if row else None
+    row = store.one("select id from calls where source_hash = ?", [source_hash])
+    return row["id"] if row else None
 
 
 def insert_call(store: Store, call: dict, verdicts: Iterable[dict]) -> tuple[int, bool]:
@@ -252,4 +252,4 @@ def overridden_call_ids(store: Store, scorecard_id: str | None = None) -> list[i
 
 
 def count_calls(store: Store) -> int:
-    return store.db.execute("select count(*) from calls").fetchone()[0]
+    return store.one("select count(*) as n from calls")["n"]

@@ -86,12 +86,6 @@ def _offline_version() -> str:
 # --------------------------------------------------------------------------- helpers
 
 
-def _scorecard(coach, scorecard_id: str | None, call_type: str) -> tuple[Scorecard, str]:
-    pb = coach.playbook
-    card = pb.scorecard(scorecard_id) if scorecard_id else pb.scorecard_for(call_type)
-    return card, pb.version_of("scorecards", card.id) or ""
-
-
 def weighted_score(scorecard: Scorecard | None, verdicts: dict[str, str]) -> float:
     """Passes over applicable lines (pass + fail), weighted by each line's weight; 0..1.
     A call where no line applies scores 0.0."""

@@ -42,7 +42,7 @@ class IngestSummary:
     duplicates: int = 0
     skipped: int = 0  # already ingested (inbox: the same bytes seen before)
     failed: list[dict] = field(default_factory=list)  # [{file, line, message}]
-    results: list[dict] = field(default_factory=list)
+    calls: list[int] = field(default_factory=list)  # call ids, in file order (duplicates included)
 
     @property
     def ok(self) -> bool:
@@ -50,7 +50,7 @@ class IngestSummary:
 
     def as_dict(self) -> dict:
         return {"files": self.files, "scored": self.scored, "duplicates": self.duplicates, "skipped": self.skipped,
-                "failed": self.failed, "calls": [r["call"] for r in self.results]}
+                "failed": self.failed, "calls": self.calls}
 
 
 def _is_glob(s: str) -> bool:
@@ -196,7 +196,7 @@ def ingest_paths(
     n = _worker_count(workers, total, engine_name)
 
     def ok(result: dict) -> None:
-        summary.results.append(result)
+        summary.calls.append(result["call"])
         if result["duplicate"]:
             summary.duplicates += 1
         else:
@@ -403,7 +403,7 @@ def watch_inbox(
                 if on_error:
                     on_error(entry)
                 continue
-            summary.results.append(result)
+            summary.calls.append(result["call"])
             if result["duplicate"]:
                 summary.duplicates += 1
             else:
