@@ -324,3 +324,51 @@ def test_miss_after_certification_reopens_with_a_harder_scenario(tmp_path):
         assert blocked and gate_check(coach, REP, blocked[0]["activity"])["status"] == "blocked"
     finally:
         coach.close()
+
+
+def test_crash_mid_remediation_resumes_with_the_real_modules(tmp_path, monkeypatch):
+    """The scenario file is on disk when the crash comes (files are outside the transaction); on
+    restart the same file is reused, the log records it once, and it is assigned first."""
+    import tools.gates as gates_mod
+    from playbook.starter import write_starter
+    from server.orchestrator import Orchestrator, OrchestratorError
+    from store import loop as q
+    from tools.calls import score_call
+    from tools.context import Coach
+    from tools.transcripts import read_path
+
+    pb = tmp_path / "playbook"
+    write_starter(pb)
+    coach = Coach(pb, tmp_path / "loop.db")
+    s = coach.store
+    try:
+        for f in ("03-priya-brightwater-pest.txt", "04-priya-kestrel-electrical.vtt", "05-priya-halden-home.txt"):
+            score_call(coach, read_path(DEMO_DATA / f), rep="Priya Raman", segment="mid-market")
+        real = gates_mod.apply_gates_for_gap
+        state = {"crashed": False}
+
+        def crash_once(*a, **kw):
+            if not state["crashed"]:
+                state["crashed"] = True
+                raise OSError("power cut (simulated)")
+            return real(*a, **kw)
+
+        monkeypatch.setattr(gates_mod, "apply_gates_for_gap", crash_once)
+        with pytest.raises(OrchestratorError, match="power cut"):
+            Orchestrator(coach).run_pending()
+        gap = gap_row(s)
+        assert gap["status"] == "open"
+        assert s.one("select count(*) n from assignments")["n"] == 0  # rolled back with the transition
+        files = sorted((pb / "scenarios").glob("budget-confirmed-priya-raman-*.md"))
+        assert len(files) == 1  # written before the crash
+
+        Orchestrator(coach).run_pending()
+        assert sorted((pb / "scenarios").glob("budget-confirmed-priya-raman-*.md")) == files  # reused, not duplicated
+        asg = q.active_assignment_for_gap(s, gap["id"])
+        assert asg["scenario_ids"][0] == files[0].stem
+        assert s.one("select count(*) n from events where type = 'scenario.generated'")["n"] == 1
+        assert s.one("select count(*) n from events where type = 'gap.remediated'")["n"] == 1
+        assert s.one("select count(*) n from assignments")["n"] == 1
+        assert s.query("select status from gates where gap_id = ?", (gap["id"],))
+    finally:
+        coach.close()
