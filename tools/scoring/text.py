@@ -108,6 +108,12 @@ NO_SPLIT_AFTER = {
     "how", "what", "just", "quite", "all", "fairly", "reasonably", "this", "that", "which",
 }
 
+# "like" after these is a filler ("you guys like looking"), unless it compares ("like this")
+LIKE_FILLER_AFTER = {"guys", "folks", "it's", "is", "was", "are", "were", "so", "and", "but", "or", "just", "yeah", "okay",
+                     "really", "basically", "literally", "then", "now", "um", "uh", "it", "that's", "there's", "we're",
+                     "you're", "they're", "i'm", "all", "know", "mean", "honestly", "actually", "kinda"}
+LIKE_OBJECT = {"this", "that", "these", "those", "it", "me", "us", "them", "him", "her", "you", "what", "ours", "yours",
+               "to", "a", "an"}
 CLAUSE_STARTERS = DISCOURSE | WH | WH_CONTR | AUX | {"i", "we", "you", "let's", "let", "tell", "walk", "if", "when"}
 
 TOKEN_RE = re.compile(r"[\w$£€#@][\w$£€%'’.,:/&+@#-]*[\w%]|[\w$£€%]")
@@ -262,6 +268,9 @@ def _drop_fillers(words: list[Word], breaks: list[bool]) -> tuple[list[Word], li
             continue
         if out and w == prev and w in STUTTER:
             i += 1
+            continue
+        if w == "like" and prev in LIKE_FILLER_AFTER and nxt not in LIKE_OBJECT:
+            i += 1  # "are you guys like looking at", "so like what's": a filler, not a verb
             continue
         if pending and not breaks[i] and w not in CLAUSE_STARTERS:
             pending = False  # "what's um the biggest headache": a filler inside a phrase splits nothing
