@@ -33,7 +33,7 @@ import unicodedata
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Callable, Iterable, Literal, Sequence
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from playbook.models import RubricLine, Scorecard
 from tools.llm import LLMClient, LLMError, strict_json_schema
@@ -53,14 +53,14 @@ MAX_QUOTE = 300  # stored quotes are trimmed like the offline engine's
 
 
 class JudgeLine(BaseModel):
-    """One line of the model's answer (lenient when parsing: case, string turn numbers)."""
-
+    # One line of the model's answer. Parsing is lenient (verdict case, "12" as a turn number);
+    # the field descriptions go to the model inside the JSON schema.
     model_config = ConfigDict(extra="ignore")
-    id: str
+    id: str = Field(description="The rubric line id.")
     verdict: Literal["pass", "fail", "na"]
-    turn: int | None = None
-    quote: str | None = None
-    reason: str = ""
+    turn: int | None = Field(None, description="For a pass: the number of the turn quoted. Otherwise null.")
+    quote: str | None = Field(None, description="For a pass: words copied exactly from that one turn. Otherwise null.")
+    reason: str = Field("", description="Short reason, under 15 words.")
 
     @field_validator("verdict", mode="before")
     @classmethod
