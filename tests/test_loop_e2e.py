@@ -260,6 +260,10 @@ def test_whole_loop_through_the_cli(tmp_path, capsys):
     assert rc == 0 and "gap.closed" in out and "gap.opened" in out and "call.scored" not in out
     rc, out = run_cli(capsys, "run", *where)
     assert rc == 0 and "nothing to do" in out
+    history = cli_json(capsys, "attribute", "--history", "--rep", REP, *where)["gaps"]
+    assert [(g["id"], g["status"]) for g in history if g["line_id"] == LINE] == [(gap["gap_id"], "closed")]
+    rc, out = run_cli(capsys, "attribute", "--history", *where)
+    assert rc == 0 and f"gap {gap['gap_id']} [closed]" in out and "after certification" in out
 
 
 def test_cli_errors_are_one_clear_line(tmp_path, capsys):

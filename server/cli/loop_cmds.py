@@ -42,6 +42,7 @@ def _register_attribution(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scorecard", metavar="ID", help="only this scorecard's lines")
     p.add_argument("--dry-run", action="store_true", help="show gaps without recording them")
     p.add_argument("--team", action="store_true", help="also list lines the whole team misses")
+    p.add_argument("--history", action="store_true", help="list the recorded gaps instead (open and closed, newest first)")
     add_playbook(p)
     add_db(p)
     add_json(p)
@@ -84,6 +85,24 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     coach = open_coach(args)
     try:
         rep_id = _rep_id(coach, args.rep)
+        if args.history:
+            from tools.attribute import list_gaps
+
+            rows = list_gaps(coach, rep_id)
+            if args.scorecard:
+                rows = [g for g in rows if g["scorecard_id"] == args.scorecard]
+            if args.json:
+                emit_json({"gaps": rows})
+                return 0
+            if not rows:
+                print("no gaps recorded yet")
+            for g in rows:
+                print(f"gap {g['id']} [{g['status']}] {g['rep_id']} / {g['line_id']}  opened {g['opened_at']}"
+                      + (f", closed {g['closed_at']}" if g.get("closed_at") else ""))
+                print(f"    {g['statement']}")
+                if g.get("close_reason"):
+                    print(f"    closed: {g['close_reason']}")
+            return 0
         gaps = attribute(coach, rep_id, persist=not args.dry_run, scorecard_id=args.scorecard)
         team = team_gaps(coach, scorecard_id=args.scorecard) if args.team else []
         if args.json:
