@@ -94,10 +94,13 @@ def resolve_version(store: Store, kind: str, artifact_id: str, version: str) -> 
             f"no stored versions of {kind[:-1] if kind != 'policy' else kind} '{artifact_id}': versions are recorded when the "
             "server or `coachloop run` sees the playbook (check the id with `coachloop validate`)"
         )
-    matches = [k for k in known if len(v) >= 4 and k.startswith(v)]
-    if len(matches) == 1:
+    matches = [k for k in known if v and k.startswith(v)]
+    if len(matches) == 1 and len(v) >= 4:
         return matches[0]
-    why = "is ambiguous" if matches else "is not a stored version"
+    if matches and len(v) < 4:
+        why = "is too short (give at least 4 characters of the version)"
+    else:
+        why = "is ambiguous" if matches else "is not a stored version"
     raise StoreError(f"version '{version}' of {kind}/{artifact_id} {why}; known versions (oldest first): {', '.join(known)}")
 
 
