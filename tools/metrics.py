@@ -265,14 +265,17 @@ def _coverage_detail(sc: Scope, atoms: list[dict]) -> dict:
     tsql, tp = sc.time_clause("coalesce(occurred_at, created_at)")
     rsql, rp = sc.rep_clause()
     unscored = sc.q(
-        f"select id, rep_id, source_name, occurred_at from calls where live = 1 and scored_at is null{tsql}{rsql} order by id",
+        f"select id, rep_id, source_name, occurred_at from calls where live = 1 and scored_at is null{tsql}{rsql}"
+        f" order by id limit {DETAIL_LIMIT}",
         tp + rp,
     )
+    n_unscored = sum(a["calls"] - a["scored"] for a in atoms if "failed_files" not in a)
     scored = sc.q(
         f"select id from calls where live = 1 and scored_at is not null{tsql}{rsql} order by id limit {DETAIL_LIMIT + 1}",
         tp + rp,
     )
-    out = {"unscored_calls": _limited(unscored), "scored_call_ids": [r["id"] for r in scored[:DETAIL_LIMIT]]}
+    out = {"unscored_calls": {"total": n_unscored, "truncated": n_unscored > len(unscored), "items": unscored},
+           "scored_call_ids": [r["id"] for r in scored[:DETAIL_LIMIT]]}
     if sc.rep_ids is None:
         fsql, fp = sc.time_clause("at")
         out["failed_files"] = _limited(
@@ -350,19 +353,30 @@ def _lines_agg(sc: Scope, atoms: list[dict]) -> dict:
 
 
 def _lines_detail(sc: Scope, atoms: list[dict]) -> dict:
+    """Per scorecard line and verdict: up to DETAIL_LIMIT call ids (one bounded query each)."""
     tsql, tp = sc.time_clause("coalesce(c.occurred_at, c.created_at)")
     rsql, rp = sc.rep_clause("c.rep_id")
+    totals: dict[tuple, dict[str, int]] = {}
+    for a in atoms:
+        t = totals.setdefault((a["scorecard_id"], a["line_id"]), {"pass": 0, "fail": 0, "na": 0})
+        t["pass"] += a["passes"]
+        t["fail"] += a["fails"]
+        t["na"] += a["nas"]
     out: dict[str, Any] = {}
-    for r in sc.q(
-        "select c.scorecard_id, v.line_id, v.verdict, c.id as call_id from verdicts v join calls c on c.id = v.call_id"
-        f" where c.live = 1{tsql}{rsql} order by c.scorecard_id, v.line_id, c.id",
-        tp + rp,
-    ):
-        key = f"{r['scorecard_id']}/{r['line_id']}"
-        d = out.setdefault(key, {"pass": [], "fail": [], "na": []})
-        bucket = d.setdefault(r["verdict"], [])
-        if len(bucket) < DETAIL_LIMIT:
-            bucket.append(r["call_id"])
+    for (sid, lid), counts in sorted(totals.items()):
+        d = out[f"{sid}/{lid}"] = {}
+        for verdict, total in counts.items():
+            if not total:
+                d[verdict] = []
+                continue
+            rows = sc.q(
+                "select c.id from verdicts v join calls c on c.id = v.call_id where v.line_id = ? and v.verdict = ?"
+                f" and c.scorecard_id = ? and c.live = 1{tsql}{rsql} limit {DETAIL_LIMIT}",
+                [lid, verdict, sid] + tp + rp,
+            )
+            d[verdict] = sorted(r["id"] for r in rows)
+            if total > len(rows):
+                d[f"{verdict}_total"] = total
     return {"calls_by_line": out}
 
 
@@ -740,7 +754,8 @@ def _practice_window(sc: Scope) -> dict[int, tuple[str | None, str]]:
     return {gid: (starts.get(gid), end) for gid, end in ends.items()}
 
 
-def _exact_line(sc: Scope, rep_id: str, line_id: str, scorecard_id: str | None, lo: str | None, hi: str | None) -> list[dict]:
+def _exact_line(sc: Scope, rep_id: str, line_id: str, scorecard_id: str | None, lo: str | None, hi: str | None,
+                limit: int = DETAIL_LIMIT) -> list[dict]:
     """Live verdicts of one rep on one line with lo < occurred time < hi (strings; None = open)."""
     when = "coalesce(c.occurred_at, c.created_at)"
     sql = (
@@ -757,7 +772,7 @@ def _exact_line(sc: Scope, rep_id: str, line_id: str, scorecard_id: str | None, 
     if hi:
         sql += f" and {when} < ?"
         params.append(hi)
-    return sc.q(sql + " order by at, c.id", params)
+    return sc.q(sql + f" order by at, c.id limit {limit}", params)
 
 
 _GAPS_JSON = (
@@ -857,10 +872,10 @@ def _closure_agg(sc: Scope, atoms: list[dict]) -> dict:
 
 def _closure_detail(sc: Scope, atoms: list[dict]) -> dict:
     out = []
-    for a in atoms[:DETAIL_LIMIT]:
-        before = _exact_line(sc, a["rep_id"], a["line_id"], a["scorecard_id"], None, a["practice_start"])
-        after = _exact_line(sc, a["rep_id"], a["line_id"], a["scorecard_id"], a["practice_end"], None)
-        out.append({"gap_id": a["gap_id"], "before_calls": before[:DETAIL_LIMIT], "after_calls": after[:DETAIL_LIMIT]})
+    for a in atoms[:DETAIL_LIMIT]:  # (at most 100 calls each side; the counts are in per_gap)
+        before = _exact_line(sc, a["rep_id"], a["line_id"], a["scorecard_id"], None, a["practice_start"], limit=100)
+        after = _exact_line(sc, a["rep_id"], a["line_id"], a["scorecard_id"], a["practice_end"], None, limit=100)
+        out.append({"gap_id": a["gap_id"], "before_calls": before, "after_calls": after})
     return {"gaps": out}
 
 
