@@ -44,6 +44,7 @@ log = logging.getLogger("coachloop.llm")
 PROMPT_VERSION = "judge-2"
 ENGINE = "llm"
 QUOTE_NOT_FOUND = "quote not found in transcript"
+EDGE_WORDS = 4  # a quote this long may begin or end mid-word
 MIN_QUOTE_CHARS = 4  # normalised characters: shorter "evidence" ("ok", "so") proves nothing
 MAX_REASON = 200
 MAX_QUOTE = 300  # stored quotes are trimmed like the offline engine's
@@ -247,22 +248,33 @@ _ELLIPSIS = re.compile(r"\.\.\.+|…|\[\.\.\.\]")
 
 def find_quote(quote: str, text: str, normed: tuple[str, list[int]] | None = None) -> str | None:
     """The transcript's own text for `quote` if it occurs in `text` (fragments joined by an
-    ellipsis must occur in order), else None."""
+    ellipsis must occur in order), else None.
+
+    Matching is on whole words, so "pain" is not found inside "painting". A fragment of at least
+    `EDGE_WORDS` words may start or end inside a word (a model that cut its quote mid-word still
+    quoted the turn); the stored quote is then widened to whole words."""
     frags = [normalise(f)[0] for f in _ELLIPSIS.split(quote)]
     frags = [f for f in frags if f]
     if not frags or sum(len(f) for f in frags) < MIN_QUOTE_CHARS:
         return None
     norm, pos = normed or normalise(text)
-    start = 0
+    hay = f" {norm} "  # padded: a whole-word match is " fragment " (hay index = norm index + 1)
+    start = 1
     spans = []
     for f in frags:
-        # whole-word match: pad with spaces so "pain" does not match inside "painting"
-        hay = f" {norm} "
-        k = hay.find(f" {f} ", start)
-        if k < 0:
+        k = hay.find(f" {f} ", start - 1)
+        if k >= 0:
+            a, b = k, k + len(f)  # norm coordinates
+        elif f.count(" ") + 1 >= EDGE_WORDS and (j := norm.find(f, max(0, start - 1))) >= 0:
+            a, b = j, j + len(f)
+            while a > 0 and norm[a - 1] != " ":  # widen to whole words
+                a -= 1
+            while b < len(norm) and norm[b] != " ":
+                b += 1
+        else:
             return None
-        spans.append((k, k + len(f)))  # in `norm` coordinates (hay is shifted by one)
-        start = k + len(f) + 1
+        spans.append((a, b))
+        start = b + 2
     parts = [text[pos[a]: pos[b - 1] + 1] for a, b in spans]
     return _trim(" … ".join(p.strip() for p in parts))
 
