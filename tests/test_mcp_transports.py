@@ -155,19 +155,25 @@ def _env(**extra):
     return env
 
 
-def test_cli_refuses_no_auth_off_loopback_and_http_without_tokens(playbook_dir, tmp_path):
-    db = str(tmp_path / "x.db")
-    r = subprocess.run([COACHLOOP, "serve", "--playbook", str(playbook_dir), "--db", db, "--http", "0.0.0.0:8765", "--no-auth"],
-                       capture_output=True, text=True, timeout=30, env=_env())
-    assert r.returncode == 1 and "loopback" in r.stderr and r.stdout == ""
-    r = subprocess.run([COACHLOOP, "serve", "--playbook", str(playbook_dir), "--db", db, "--http", "127.0.0.1:8765"],
-                       capture_output=True, text=True, timeout=30, env=_env())
-    assert r.returncode == 1 and "no access tokens" in r.stderr
-    r = subprocess.run([COACHLOOP, "serve", "--playbook", str(playbook_dir), "--db", db, "--http", "nonsense"],
-                       capture_output=True, text=True, timeout=30, env=_env())
-    assert r.returncode == 1 and "HOST:PORT" in r.stderr
-    r = subprocess.run([COACHLOOP, "serve", "--hash-token", "abc"], capture_output=True, text=True, timeout=30, env=_env())
-    assert r.stdout.strip() == hash_token("abc")
+def test_cli_refuses_no_auth_off_loopback_and_http_without_tokens(playbook_dir, tmp_path, capsys, monkeypatch):
+    from server.cli import main
+
+    for k in ("COACHLOOP_TOKENS", "COACHLOOP_TOKENS_FILE"):
+        monkeypatch.delenv(k, raising=False)
+    where = ["--playbook", str(playbook_dir), "--db", str(tmp_path / "x.db")]
+    assert main(["serve", *where, "--http", "0.0.0.0:8765", "--no-auth"]) == 1
+    out = capsys.readouterr()
+    assert "loopback" in out.err and out.out == ""
+    assert main(["serve", *where, "--http", "127.0.0.1:8765"]) == 1
+    assert "no access tokens" in capsys.readouterr().err
+    assert main(["serve", *where, "--http", "nonsense"]) == 1
+    assert "HOST:PORT" in capsys.readouterr().err
+    assert main(["serve", *where, "--http", "127.0.0.1:8765", "--tokens-file", str(tmp_path / "missing")]) == 1
+    assert "cannot read the tokens file" in capsys.readouterr().err
+    assert main(["serve", *where, "--no-auth"]) == 1
+    assert "--http only" in capsys.readouterr().err
+    assert main(["serve", "--hash-token", "abc"]) == 0
+    assert capsys.readouterr().out.strip() == hash_token("abc")
 
 
 def test_cli_http_subprocess_with_env_tokens(playbook_dir, tmp_path):
@@ -178,7 +184,7 @@ def test_cli_http_subprocess_with_env_tokens(playbook_dir, tmp_path):
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while True:
             try:
                 if httpx2.get(url + "/healthz", timeout=1).status_code == 200:

@@ -13,6 +13,7 @@ import functools
 import inspect
 import json
 import logging
+import re
 from typing import Any, Callable, Sequence, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
@@ -70,7 +71,24 @@ _CLI_HINTS = (
 )
 
 
-def for_mcp(message: str) -> str:
+_CLI_PATTERNS = (
+    (re.compile(r"`?coachloop practice start --rep (\S+?) --scenario (\S+?)`?(?=[,;.\s]|$)"), r"roleplay_start(rep='\1', scenario='\2')"),
+    (re.compile(r"then practice end and certify the session"), "then roleplay_end (which certifies the session)"),
+    (re.compile(r"`?coachloop practice end (\S+?)`?(?=[,;.\s]|$)"), r"roleplay_end(session_id='\1')"),
+    (re.compile(r"`?coachloop gate lift (\S+?)(?: --by NAME --reason TEXT)?`?(?=[,;.\s]|$)"), r"lift_gate(rep='\1', by=..., reason=...)"),
+    (re.compile(r"`?coachloop scenario generate --gap (\S+?)`?(?=[,;.\s]|$)"), r"generate_scenario(gap_id=\1)"),
+    (re.compile(r"`?coachloop rep add \\?\"?([^`\"]+?)\\?\"?`"), r"upsert_rep(name='\1')"),
+    (re.compile(r"\(--(by|reason) (NAME|TEXT)\)"), r"(\1)"),
+    (re.compile(r"pass --rep NAME"), "pass the rep argument"),
+)
+
+
+def for_mcp(message: str | None) -> str:
+    """Say CLI hints inside domain messages the way an MCP client acts on them (tool calls)."""
+    if not message:
+        return message or ""
+    for pat, repl in _CLI_PATTERNS:
+        message = pat.sub(repl, message)
     for cli, tool in _CLI_HINTS:
         message = message.replace(cli, tool)
     return message

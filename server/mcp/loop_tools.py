@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from store.reps import get_rep
 from tools.context import Coach
 
-from .common import annotations, clip, guard, page
+from .common import annotations, clip, for_mcp, guard, page
 
 log = logging.getLogger("coachloop.mcp")
 
@@ -631,12 +631,12 @@ def gate_result(raw: Any, rep: str, activity: str) -> GateCheckResult:
     for g in list(d.get("gates") or []) + list(d.get("shadow") or []):
         gates.append(GateOut(gate_id=g.get("gate_id") or g.get("id"), activity=g.get("activity") or d.get("activity") or activity, status=g.get("status"),
                              certification=g.get("certification_id") or g.get("certification"), gap_id=g.get("gap_id"),
-                             reason=clip(g.get("reason"), 300), action=clip(g.get("action"), 300)))
+                             reason=clip(for_mcp(g.get("reason")), 300), action=clip(for_mcp(g.get("action")), 300)))
     allowed = bool(d.get("allowed", d.get("ok", True)))
     status = d.get("status") or ("allowed" if allowed and not gates else ("blocked" if not allowed else "shadow"))
     reason = d.get("reason") or d.get("message") or ("no active gate" if allowed else "blocked")
     return GateCheckResult(rep=d.get("rep") or d.get("rep_id") or rep, activity=d.get("activity") or activity, allowed=allowed, status=status,
-                           reason=clip(reason, 500), action=clip(d.get("action"), 500) or None, gates=gates[:20])
+                           reason=clip(for_mcp(reason), 500), action=clip(for_mcp(d.get("action")), 500) or None, gates=gates[:20])
 
 
 # =========================================================================== register
