@@ -262,6 +262,8 @@ def test_na_only_on_conditional_lines(fake_openai, client):
     ("plan … thirty minutes", "here's the plan for our thirty minutes", "plan … thirty minutes"),
     ("thirty minutes ... plan", "here's the plan for our thirty minutes", None),  # fragments in order
     ("budget", "", None),
+    ("so I want to make sure we use the time well", "so um i want to uh make sure we use the time well",
+     "so um i want to uh make sure we use the time well"),  # fillers left out of the quote
     # a long quote cut mid-word at either end is still the turn's words, widened to whole words
     ("iefly how you run the team tod", "Tell me briefly how you run the team today.", "briefly how you run the team today"),
     ("ow you run", "Tell me briefly how you run the team today.", None),  # short: whole words only

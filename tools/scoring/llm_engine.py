@@ -5,8 +5,8 @@
 verbatim quote and the turn it came from. The answer is then checked against the transcript, so
 the model cannot put words in the rep's mouth:
 
-- A pass whose quote is not in the transcript (after normalising case, whitespace and
-  punctuation; `...` may join fragments of one turn) becomes a fail with reason
+- A pass whose quote is not in the transcript (after normalising case, whitespace, punctuation
+  and fillers like "um"; `...` may join fragments of one turn) becomes a fail with reason
   "quote not found in transcript", logged as a warning.
 - A quote found in another turn of the right speaker moves the verdict to that turn; a quote that
   is only in the other side's words fails ("quote is the buyer's words, not the rep's"). Evidence
@@ -219,8 +219,9 @@ _PUNCT_MAP = {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u201
 
 
 def normalise(text: str) -> tuple[str, list[int]]:
-    """Lowercase, punctuation dropped, whitespace collapsed; plus a map from each character of
-    the result to its index in `text` (so a match can be cut out of the original)."""
+    """Lowercase, punctuation and filler words ("um", "uh") dropped, whitespace collapsed; plus a
+    map from each character of the result to its index in `text` (so a match can be cut out of
+    the original)."""
     out: list[str] = []
     pos: list[int] = []
     space = True
@@ -237,11 +238,22 @@ def normalise(text: str) -> tuple[str, list[int]]:
                     pos.append(i)
                     space = True
             # other punctuation (apostrophes, commas, ...) is dropped: "what's" -> "whats"
-    while out and out[-1] == " ":
-        out.pop()
-        pos.pop()
-    return "".join(out), pos
+    # drop filler words: a model quoting speech-recognition text often leaves out the "um"s
+    norm = "".join(out)
+    chars: list[str] = []
+    where: list[int] = []
+    for m in re.finditer(r"\S+", norm):
+        if m.group() in FILLERS:
+            continue
+        if chars:
+            chars.append(" ")
+            where.append(pos[m.start() - 1])
+        chars.extend(m.group())
+        where.extend(pos[m.start():m.end()])
+    return "".join(chars), where
 
+
+FILLERS = frozenset({"um", "umm", "uh", "uhh", "uhm", "erm", "er", "hmm", "hm", "mm", "mhm", "ah"})
 
 _ELLIPSIS = re.compile(r"\.\.\.+|…|\[\.\.\.\]")
 
