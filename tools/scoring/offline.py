@@ -60,7 +60,6 @@ class Compiled:
     trig: list[re.Pattern]
     trig_neg: list[re.Pattern]
     unless: list[re.Pattern]
-    prefilter: re.Pattern | None = None  # one search per turn: can any positive pattern match at all?
 
 
 def _phrase_re(phrase: str) -> re.Pattern | None:
@@ -87,18 +86,7 @@ def _compile_list(phrases: list[str], patterns: list[str]) -> list[re.Pattern]:
 def _compile_line(line_json: str) -> Compiled:
     line = RubricLine.model_validate_json(line_json)
     trig = line.trigger
-    pos_src = [normalise(p) for p in line.phrases if normalise(p)]
-    prefilter = None
-    if line.patterns or pos_src:
-        anchored = any(re.search(r"(?<!\\)[\^$]|\\[AZ]|\(\?[a-z]*x", p) for p in line.patterns)
-        if not anchored:
-            alts = [r"(?<![\w'])" + re.escape(p) + r"(?![\w'])" for p in pos_src] + [f"(?:{p})" for p in line.patterns]
-            try:
-                prefilter = re.compile("|".join(alts), re.I)
-            except re.error:
-                prefilter = None
     return Compiled(
-        prefilter=prefilter,
         pos=_compile_list(line.phrases, line.patterns),
         neg=_compile_list(line.not_phrases, line.not_patterns),
         examples=[s for s in (content_stems(normalise(e)) for e in line.examples) if len(s) >= 3],
@@ -225,7 +213,6 @@ def match_turn(
     any_question = kind == "question" and not comp.pos and not comp.examples
     if kind == "question" and not any(s.has_question for s in tt.sentences):
         return None  # nothing asked in this turn
-    patterns_possible = True
     for si, sent in enumerate(tt.sentences):
         if not sent.text:
             continue
@@ -242,7 +229,7 @@ def match_turn(
                 spans.append((pos, pos + max(len(c.text), 1), c.text))
                 pos += len(c.text) + 1
         else:
-            for rx in comp.pos if patterns_possible else ():
+            for rx in comp.pos:
                 for m in rx.finditer(sent.text):
                     spans.append((m.start(), max(m.end(), m.start() + 1), m.group(0)))
             for a, b in _example_hits(sent, comp):
@@ -438,7 +425,6 @@ def _judge_agreement(call: CallText, line: RubricLine, comp: Compiled, cands: li
         return _any(comp.refuse, tt.text) is not None and not agrees(tt)
 
     turns = call.turns
-    line_role = {tt.index: tt for tt in cands}
     accepted: Hit | None = None
     for tt in cands:
         hit = item(tt)
@@ -477,7 +463,6 @@ def _judge_agreement(call: CallText, line: RubricLine, comp: Compiled, cands: li
     if accepted is not None:
         return LineVerdict(id=line.id, verdict="pass", turn=accepted.turn, quote=accepted.quote,
                            reason=f"proposed in turn {accepted.turn} and accepted ('{accepted.what[:60]}')")
-    del line_role
     default = "nothing specific was proposed and accepted"
     if line.where == "closing":
         default += " in the closing"
