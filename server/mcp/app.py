@@ -10,6 +10,8 @@ from typing import Any
 
 from mcp.server.lowlevel import NotificationOptions
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from pydantic import ValidationError
 
 from tools.context import Coach
 
@@ -36,6 +38,38 @@ def _version() -> str:
         return version("coachloop")
     except Exception:
         return "0.0.0"
+
+
+def argument_error_text(tool: str, err: ValidationError) -> str:
+    """One line per bad argument, without pydantic's URLs: what was wrong and where."""
+    parts = []
+    for e in err.errors()[:10]:
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("args", "kwargs")) or "(arguments)"
+        msg = e.get("msg", "invalid")
+        if e.get("type") == "missing":
+            msg = "required argument is missing"
+        elif "input" in e and e.get("type") not in ("extra_forbidden",):
+            shown = repr(e["input"])
+            msg += f" (got {shown[:60] + '…' if len(shown) > 60 else shown})"
+        parts.append(f"{loc}: {msg}")
+    return f"invalid arguments for {tool}: " + "; ".join(parts) + ". The tool's input schema lists every argument and its type."
+
+
+def _concise_argument_errors(mcp: MCPServer) -> None:
+    """Argument validation failures become short tool errors naming each bad argument."""
+    tm = mcp._tool_manager
+    original = tm.call_tool
+
+    async def call_tool(name: str, arguments: dict, context: Any = None, convert_result: bool = False, **kw: Any):
+        try:
+            return await original(name, arguments, context, convert_result=convert_result, **kw)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ValidationError) and not isinstance(exc, UnexpectedToolError):
+                raise ToolError(argument_error_text(name, cause)) from cause
+            raise
+
+    tm.call_tool = call_tool  # type: ignore[method-assign]
 
 
 def build_server(coach: Coach, *, name: str = "coachloop") -> MCPServer:
@@ -84,6 +118,7 @@ def build_server(coach: Coach, *, name: str = "coachloop") -> MCPServer:
     prompts.register(mcp, coach)
     completions.register(mcp, coach)
 
+    _concise_argument_errors(mcp)
     mcp.coachloop_hub = hub  # type: ignore[attr-defined]
     mcp.coachloop_coach = coach  # type: ignore[attr-defined]
     return mcp

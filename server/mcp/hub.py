@@ -34,6 +34,7 @@ from playbook.models import KINDS
 log = logging.getLogger("coachloop.mcp")
 
 POLICY_URI = "playbook://policy"
+MAX_SESSIONS = 1000  # 2025-era sessions remembered for list_changed
 
 
 def artifact_uri(kind: str, art_id: str) -> str:
@@ -117,8 +118,13 @@ class ChangeHub:
         session = getattr(ctx, "session", None)
         version = getattr(ctx, "protocol_version", None)
         if session is not None and version not in MODERN_PROTOCOL_VERSIONS:
+            key = self._conn_key(session)
             with self._lock:
-                self._legacy.setdefault(self._conn_key(session), session)
+                if key not in self._legacy:
+                    self._legacy[key] = session
+                    if len(self._legacy) > MAX_SESSIONS:  # forget the oldest sessions (they are most likely gone)
+                        for old in list(self._legacy)[: len(self._legacy) - MAX_SESSIONS]:
+                            self._legacy.pop(old, None)
         return await call_next(ctx)
 
     async def _subscribe(self, ctx: Any, params: types.SubscribeRequestParams) -> types.EmptyResult:
