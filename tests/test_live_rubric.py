@@ -191,3 +191,15 @@ def test_line_changes_summary():
     assert ch["changed"][0]["fields"] == ["weight"] and ch["changed"][0]["before"] == {"weight": 1.0}
     assert ch["scorecard_fields"] == ["small_talk", "title"] and ch["rescore_all"]
     assert json.dumps(ch)  # plain data
+
+
+def test_rescore_in_worker_processes_matches_in_process(seeded, playbook_dir):
+    coach = seeded
+    _change(coach, playbook_dir, **IMPOSSIBLE)
+    [st] = run_pending_jobs(coach, workers=2, chunk=3)
+    assert st["status"] == "done" and st["done"] == 8
+    after = _verdicts(coach)
+    from tools.calls import rescore
+
+    assert rescore(coach, "discovery", force=True)["changed_calls"] == 0  # same verdicts as scoring in-process
+    assert all(v["verdict"] != "pass" for (c, ln), v in after.items() if ln == "budget_confirmed")

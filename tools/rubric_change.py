@@ -298,47 +298,73 @@ def _effective_engine(coach):
     return name, client, version
 
 
-def _rescore_call(coach, call: dict, card: Scorecard, version: str, todo: tuple[list[str], list[str]] | None,
-                  engine: tuple[str, Any, str]) -> tuple[list[dict], float, dict]:
-    """Score the lines of one call that need it; returns (changes, score, call row)."""
-    from tools.calls import _score_turns, weighted_score
+def _lines_to_score(call: dict, card: Scorecard, todo: tuple[list[str], list[str]] | None,
+                    engine: tuple[str, Any, str]) -> list[RubricLine]:
+    if call.get("engine") != engine[0] or call.get("engine_version") != engine[2]:
+        todo = None  # scored by another engine (version): every line again
+    return list(card.lines) if todo is None else [ln for ln in card.lines if ln.id in set(todo[0])]
+
+
+def score_lines(turns: Any, fmt: str | None, source: str | None, rep_speaker: str | None, card: Scorecard,
+                lines: list[RubricLine], version: str, engine: str = "offline", client: Any = None) -> dict[str, dict]:
+    """Verdicts of `lines` on one stored call's turns: {line_id: {line_id, verdict, turn, quote, reason}}."""
+    from tools.calls import _score_turns
     from tools.transcripts.model import Transcript
 
+    if not lines:
+        return {}
+    turns = json.loads(turns or "[]") if isinstance(turns, str) else (turns or [])
+    tr = Transcript.from_turn_dicts(turns, format=fmt or "turns", source=source or "")
+    if rep_speaker:
+        tr.assign_rep(rep_speaker)
+    sub = card if len(lines) == len(card.lines) else card.model_copy(update={"lines": lines})
+    scored = _score_turns(tr.turns, sub, version, engine, client)
+    return {ln.id: {"line_id": ln.id, "verdict": ln.verdict, "turn": ln.turn, "quote": ln.quote, "reason": ln.reason}
+            for ln in scored.lines}
+
+
+def _store_rescore(coach, call: dict, card: Scorecard, version: str, new: dict[str, dict], old: dict[str, dict],
+                   engine: tuple[str, Any, str]) -> tuple[list[dict], float]:
+    """Write one call's new verdicts (unchanged lines keep theirs; overrides win); returns (changes, score)."""
+    from tools.calls import weighted_score
+
     store = coach.store
-    name, client, engine_version = engine
-    if call.get("engine") != name or call.get("engine_version") != engine_version:
-        todo = None
-    lines = card.lines if todo is None else [ln for ln in card.lines if ln.id in set(todo[0])]
-    turns = json.loads(call.get("turns") or "[]") if isinstance(call.get("turns"), str) else (call.get("turns") or [])
-    new: dict[str, dict] = {}
-    if lines:
-        tr = Transcript.from_turn_dicts(turns, format=call.get("format") or "turns", source=call.get("source_name") or "")
-        if call.get("rep_speaker"):
-            tr.assign_rep(call["rep_speaker"])
-        sub = card if todo is None else card.model_copy(update={"lines": lines})
-        scored = _score_turns(tr.turns, sub, version, name, client)
-        for ln in scored.lines:
-            new[ln.id] = {"line_id": ln.id, "verdict": ln.verdict, "turn": ln.turn, "quote": ln.quote, "reason": ln.reason}
-    old = {v["line_id"]: v for v in call_store.verdicts_for(store, call["id"])}
-    merged = []
+    merged, effective = [], {}
     for ln in card.lines:
+        o = old.get(ln.id)
         if ln.id in new:
             merged.append(new[ln.id])
-        elif ln.id in old:
-            o = old[ln.id]
+            effective[ln.id] = o["verdict"] if o and o["overridden_at"] else new[ln.id]["verdict"]
+        elif o is not None:
             merged.append({"line_id": ln.id, "verdict": o["engine_verdict"] or o["verdict"], "turn": o["turn"], "quote": o["quote"],
                            "reason": o["reason"]})
-    changes = call_store.update_scoring(store, call["id"], merged, scorecard_version=version, engine=name, engine_version=engine_version)
-    rows = call_store.verdicts_for(store, call["id"])
-    score = weighted_score(card, {r["line_id"]: r["verdict"] for r in rows if card.line(r["line_id"]) is not None})
-    call_store.set_score(store, call["id"], score)
+            effective[ln.id] = o["verdict"]
+    changes = call_store.update_scoring(store, call["id"], merged, scorecard_version=version, engine=engine[0], engine_version=engine[2])
+    score = weighted_score(card, effective)
+    store.db.execute("update calls set score = ? where id = ?", (score, call["id"]))
+    return changes, score
+
+
+def _rescore_call(coach, call: dict, card: Scorecard, version: str, todo: tuple[list[str], list[str]] | None,
+                  engine: tuple[str, Any, str], old: dict[str, dict] | None = None,
+                  new: dict[str, dict] | None = None) -> tuple[list[dict], float, dict]:
+    """Score the lines of one call that need it and store them; returns (changes, score, call row)."""
+    if new is None:
+        lines = _lines_to_score(call, card, todo, engine)
+        new = score_lines(call.get("turns"), call.get("format"), call.get("source_name"), call.get("rep_speaker"), card, lines,
+                          version, engine[0], engine[1])
+    if old is None:
+        old = {v["line_id"]: v for v in call_store.verdicts_for(coach.store, call["id"])}
+    changes, score = _store_rescore(coach, call, card, version, new, old, engine)
     return changes, score, call
 
 
 def run_job(coach, job_id: int, *, chunk: int = 500, max_seconds: float | None = None,
-            progress: Callable[[int, int], None] | None = None, stop: Callable[[], bool] | None = None) -> dict:
+            progress: Callable[[int, int], None] | None = None, stop: Callable[[], bool] | None = None,
+            workers: int | None = None) -> dict:
     """Run (or resume) one re-scoring job until done, `max_seconds` elapse, or `stop()` says so.
-    Returns the job's status dict (see `job_status`)."""
+    `workers` > 1 scores in that many processes (offline engine only; the server keeps 1 so tool
+    calls stay responsive). Returns the job's status dict (see `job_status`)."""
     store = coach.store
     t0 = time.perf_counter()
     row = store.one("select * from jobs where id = ? and kind = ?", (int(job_id), JOB_KIND))
@@ -361,6 +387,37 @@ def run_job(coach, job_id: int, *, chunk: int = 500, max_seconds: float | None =
     if row["status"] == "pending":
         with store.transaction() as db:
             db.execute("update jobs set status = 'running', updated_at = ? where id = ? and status = 'pending'", (now_iso(), job_id))
+    pool = None
+    if workers and workers > 1 and engine[0] == "offline":
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+        pool = ctx.Pool(workers, initializer=_worker_init, initargs=(card, version))
+    try:
+        return _walk(coach, job_id, params, card, version, cache, engine, chunk, t0, max_seconds, progress, stop, pool)
+    finally:
+        if pool is not None:
+            pool.terminate()
+
+
+_W: dict[str, Any] = {}
+
+
+def _worker_init(card: Scorecard, version: str) -> None:
+    _W["card"], _W["version"] = card, version
+
+
+def _worker_score(args: tuple) -> dict[str, dict]:
+    turns, fmt, source, rep_speaker, line_ids = args
+    card: Scorecard = _W["card"]
+    lines = [ln for ln in card.lines if ln.id in set(line_ids)]
+    return score_lines(turns, fmt, source, rep_speaker, card, lines, _W["version"])
+
+
+def _walk(coach, job_id, params, card, version, cache, engine, chunk, t0, max_seconds, progress, stop, pool) -> dict:
+    store = coach.store
+    sid = params["scorecard"]
+    cursor: dict = {}
     while True:
         if stop is not None and stop():
             break
@@ -382,9 +439,19 @@ def run_job(coach, job_id: int, *, chunk: int = 500, max_seconds: float | None =
                 break
             flips = cursor.setdefault("flips", {})
             reps = set(cursor.get("reps", []))
+            olds: dict[int, dict[str, dict]] = {}
+            marks = ",".join("?" * len(batch))
+            for v in store.query(f"select * from verdicts where call_id in ({marks})", [c["id"] for c in batch]):
+                olds.setdefault(v["call_id"], {})[v["line_id"]] = v
+            news: dict[int, dict] = {}
+            if pool is not None:
+                args = [(c["turns"], c["format"], c["source_name"], c["rep_speaker"],
+                         [ln.id for ln in _lines_to_score(c, card, cache.todo(c["scorecard_version"]), engine)]) for c in batch]
+                news = dict(zip((c["id"] for c in batch), pool.map(_worker_score, args, chunksize=8)))
             for call in batch:
                 before_version = call["scorecard_version"]
-                changes, score, _ = _rescore_call(coach, call, card, version, cache.todo(before_version), engine)
+                changes, score, _ = _rescore_call(coach, call, card, version, cache.todo(before_version), engine,
+                                                  old=olds.get(call["id"], {}), new=news.get(call["id"]))
                 cursor["rescored"] = cursor.get("rescored", 0) + 1
                 real = [c for c in changes if c["before"] != c["after"] or c["engine_before"] != c["engine_after"]]
                 if real:
@@ -459,11 +526,11 @@ def _finish(coach, job_id: int, params: dict, cursor: dict) -> None:
 
 
 def run_pending_jobs(coach, *, chunk: int = 500, max_seconds: float | None = None,
-                     stop: Callable[[], bool] | None = None) -> list[dict]:
+                     stop: Callable[[], bool] | None = None, workers: int | None = None) -> list[dict]:
     """Run every pending/running re-scoring job (oldest first); returns their status dicts."""
     out = []
     t0 = time.perf_counter()
     for j in pending_jobs(coach):
         left = None if max_seconds is None else max(0.0, max_seconds - (time.perf_counter() - t0))
-        out.append(run_job(coach, j["id"], chunk=chunk, max_seconds=left, stop=stop))
+        out.append(run_job(coach, j["id"], chunk=chunk, max_seconds=left, stop=stop, workers=workers))
     return out
