@@ -355,8 +355,8 @@ def test_429_and_500_then_success(fake_openai, client):
 
 
 def test_timeout_then_success(fake_openai):
-    c = LLMClient(model="m", base_url=fake_openai.base_url, timeout=0.2, retries=1, backoff=0.0)
-    fake_openai.delay(1.0)
+    c = LLMClient(model="m", base_url=fake_openai.base_url, timeout=0.5, retries=1, backoff=0.0)
+    fake_openai.delay(5.0)
     fake_openai.reply_json(good_answer())
     assert score_with_llm(turns(), SCORECARD, client=c).engine == "llm"
 
@@ -372,7 +372,7 @@ def test_no_client_or_no_turns_is_a_clear_error(client):
 
 
 def test_score_many_honours_concurrency_and_order(fake_openai):
-    fake_openai.hold = 0.05
+    fake_openai.hold = 0.1
 
     def answer(req):
         if "BROKEN-CALL" in FakeOpenAI.prompt_text(req):
@@ -380,7 +380,7 @@ def test_score_many_honours_concurrency_and_order(fake_openai):
         return {"kind": "judge"}
 
     fake_openai.default = answer
-    c = LLMClient(model="m", base_url=fake_openai.base_url, concurrency=3, timeout=2, retries=0, backoff=0)
+    c = LLMClient(model="m", base_url=fake_openai.base_url, concurrency=3, timeout=10, retries=0, backoff=0)
     items = []
     for i in range(9):
         texts = list(TEXTS)
