@@ -220,6 +220,9 @@ class FakeOpenAI:
                 content = chat_answer(req)
             elif kind == "content":
                 content = spec["content"]
+                if spec.get("finish_reason"):
+                    h._send(200, _completion(body, content, finish_reason=spec["finish_reason"]))
+                    return
             elif kind == "refusal":
                 h._send(200, _completion(body, None, refusal=spec.get("text", "I can't help with that.")))
                 return
@@ -240,14 +243,14 @@ def _content_text(content: Any) -> str:
     return content or ""
 
 
-def _completion(body: dict, content: str | None, refusal: str | None = None) -> dict:
+def _completion(body: dict, content: str | None, refusal: str | None = None, finish_reason: str = "stop") -> dict:
     prompt_chars = sum(len(_content_text(m.get("content"))) for m in body.get("messages", []))
     return {
         "id": f"chatcmpl-fake-{time.monotonic_ns()}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "fake"),
-        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+        "choices": [{"index": 0, "finish_reason": finish_reason, "logprobs": None,
                      "message": {"role": "assistant", "content": content, "refusal": refusal}}],
         "usage": {"prompt_tokens": prompt_chars // 4, "completion_tokens": len(content or "") // 4,
                   "total_tokens": prompt_chars // 4 + len(content or "") // 4},

@@ -102,6 +102,12 @@ def test_malformed_answer_retried_then_clear_error(fake_openai):
     assert c.stats["malformed"] == 3 and c.stats["failures"] == 1
 
 
+def test_cut_off_answer_says_so(fake_openai):
+    fake_openai.reply('{"x": 1, "note": "a very long', finish_reason="length")
+    with pytest.raises(LLMError, match=r"cut off at the token limit"):
+        make(fake_openai, retries=0).complete_json(MSGS, Answer)
+
+
 def test_schema_mismatch_retried_then_success(fake_openai):
     fake_openai.reply_json({"y": 1})  # valid JSON, wrong shape
     fake_openai.reply_json({"x": 2})

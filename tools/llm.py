@@ -483,8 +483,13 @@ class LLMClient:
             attempt += 1
             wait = None
             try:
-                content = self._request(params)
-                return parse(content)
+                content, finish = self._request(params)
+                try:
+                    return parse(content)
+                except _Malformed as e:
+                    if finish == "length":
+                        e.detail += " (the answer was cut off at the token limit: finish_reason=length)"
+                    raise
             except _Malformed as e:
                 self._bump("malformed")
                 last_detail, last_content, last_status = f"malformed answer: {e.detail}", e.content, None
@@ -531,7 +536,7 @@ class LLMClient:
             self._bump("retries")
             time.sleep(self._delay(attempt - 1, wait))
 
-    def _request(self, params: dict) -> str | None:
+    def _request(self, params: dict) -> tuple[str | None, str | None]:
         import openai
 
         with self._sem:
@@ -564,7 +569,7 @@ class LLMClient:
         refusal = getattr(msg, "refusal", None)
         if refusal:
             raise _Malformed(f"model refused: {_snippet(refusal, 120)}", refusal)
-        return msg.content
+        return msg.content, getattr(choices[0], "finish_reason", None)
 
     def _where(self) -> str:
         return f"LLM {self.model} at {self.base_url or 'api.openai.com'}"
