@@ -22,7 +22,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from mcp_helpers import ERAS, read_json, structured
+from mcp_helpers import ERAS, Inbox, read_json, structured
 from server.mcp.auth import TokenSet, hash_token
 from server.mcp.http_app import build_http_app
 
@@ -211,15 +211,19 @@ def test_cli_http_subprocess_with_env_tokens(playbook_dir, tmp_path):
 
 @pytest.mark.parametrize("mode", ERAS)
 def test_stdio_installed_command(playbook_dir, tmp_path, mode):
+    """The installed `coachloop serve` over stdio, with its playbook watcher: editing a file on disk
+    reaches the subscribed client (2025: resources/subscribe; 2026: subscriptions/listen)."""
     params = StdioServerParameters(
-        command=COACHLOOP, args=["serve", "--playbook", str(playbook_dir), "--db", str(tmp_path / "s.db"), "--no-watch"], env=_env(),
+        command=COACHLOOP, args=["serve", "--playbook", str(playbook_dir), "--db", str(tmp_path / "s.db"), "--no-webhooks"], env=_env(),
     )
-    art_text = next(iter(sorted((playbook_dir / "scenarios").glob("*.md")))).read_text()
+    first_file = next(iter(sorted((playbook_dir / "scenarios").glob("*.md"))))
+    art_text = first_file.read_text()
+    inbox = Inbox()
 
     async def main():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            async with Client(params, mode=mode) as c:
+            async with Client(params, mode=mode, message_handler=inbox) as c:
                 names = {t.name for t in (await c.list_tools()).tools}
                 assert {"score", "validate_playbook", "playbook_read"} <= names
                 rep = structured(await c.call_tool("upsert_rep", {"name": "Priya Raman"}))
@@ -228,9 +232,22 @@ def test_stdio_installed_command(playbook_dir, tmp_path, mode):
                 assert bad.is_error and "unknown rep" in bad.content[0].text
                 idx = read_json(await c.read_resource("playbook://scenarios"))
                 first = idx["items"][0]
-                text = (await c.read_resource(first["uri"])).contents[0].text
-                assert text == art_text
+                uri = first["uri"]
+                assert (await c.read_resource(uri)).contents[0].text == art_text
                 prompts = {p.name for p in (await c.list_prompts()).prompts}
                 assert "coach_rep" in prompts
+                # a change on disk, picked up by the server's watcher, reaches the subscriber
+                if mode == "legacy":
+                    await c.subscribe_resource(uri)
+                    first_file.write_text(art_text + "\n<!-- edited on disk -->\n")
+                    await inbox.wait_for(lambda: uri in inbox.uris_updated(), timeout=30)
+                else:
+                    async with c.listen(resource_subscriptions=[uri]) as sub:
+                        first_file.write_text(art_text + "\n<!-- edited on disk -->\n")
+                        with anyio.fail_after(30):
+                            async for ev in sub:
+                                if getattr(ev, "uri", None) == uri:
+                                    break
+                assert (await c.read_resource(uri)).contents[0].text.endswith("<!-- edited on disk -->\n")
 
     anyio.run(main)
