@@ -23,6 +23,7 @@ from .common import annotations, clip, for_mcp, guard, page
 log = logging.getLogger("coachloop.mcp")
 
 Detail = Literal["concise", "detailed"]
+TranscriptFormat = Literal["text", "otter", "vtt", "srt", "gong", "fireflies", "turns"]
 DETAIL_FIELD = Field(description="concise (default): short quotes and reasons; detailed: full text and every field.")
 
 
@@ -195,6 +196,7 @@ class BatchItem(BaseModel):
     stage: str | None = None
     time: str | None = None
     source_name: str | None = None
+    format: TranscriptFormat | None = Field(None, description="Skip format detection.")
 
 
 class BatchOutcome(BaseModel):
@@ -281,12 +283,13 @@ def _register_calls(mcp, coach: Coach) -> None:
         stage: Annotated[str | None, Field(description="The deal's stage at this call.")] = None,
         time: Annotated[str | None, Field(description="When the call happened (ISO 8601). Default: from the file, else now.")] = None,
         source_name: Annotated[str | None, Field(description="A name for the transcript (file name), shown in errors and reports.")] = None,
+        format: Annotated[TranscriptFormat | None, Field(description="The transcript's format when detection should be skipped; default: detected.")] = None,
         detail: Annotated[Detail, DETAIL_FIELD] = "concise",
     ) -> ScoreResult:
         def work():
             res = calls_mod.score_call(
                 coach, transcript, rep=rep, call_type=call_type, scorecard_id=scorecard, segment=segment, deal_id=deal, stage=stage,
-                occurred_at=time, source_name=source_name,
+                occurred_at=time, source_name=source_name, fmt=format,
             )
             return res, run_loop(coach)
 
@@ -315,7 +318,7 @@ def _register_calls(mcp, coach: Coach) -> None:
                 res = await anyio.to_thread.run_sync(
                     lambda it=it: calls_mod.score_call(
                         coach, it.transcript, rep=it.rep, call_type=it.call_type, scorecard_id=it.scorecard, segment=it.segment,
-                        deal_id=it.deal, stage=it.stage, occurred_at=it.time, source_name=it.source_name or f"item {i}",
+                        deal_id=it.deal, stage=it.stage, occurred_at=it.time, source_name=it.source_name or f"item {i}", fmt=it.format,
                     )
                 )
                 out.append(BatchOutcome(index=i, ok=True, call_id=res["call"], rep=res["rep"], score=res.get("score"),

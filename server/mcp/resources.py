@@ -2,7 +2,8 @@
 
 Playbook (text of the file as it is served now; an index per kind as JSON):
   playbook://policy, playbook://scorecards, playbook://scorecards/{id}, playbook://scenarios[/{id}],
-  playbook://paths[/{id}], playbook://certifications[/{id}]
+  playbook://paths[/{id}], playbook://certifications[/{id}]; every version ever live:
+  playbook://versions/{kind}/{id} (JSON list), playbook://versions/{kind}/{id}/{version} (text)
 Loop state (JSON):
   coachloop://reps (roster), coachloop://reps/{rep} (profile), coachloop://calls/{id} (scorecard with
   evidence), coachloop://metrics/team
@@ -81,6 +82,32 @@ def register(mcp, coach: Coach) -> None:
 
     for kind in KINDS:
         add_kind(kind)
+
+    # ------------------------------------------------------------------ versions (live playbook, issue 6)
+    @mcp.resource("playbook://versions/{kind}/{id}", name="artifact_versions", title="Versions of an artifact",
+                  mime_type="application/json",
+                  description="Every version of a playbook artifact that was ever live (content hash, path, first seen, live), "
+                              "oldest first. kind: scorecards | scenarios | paths | certifications | policy.")
+    def artifact_versions(kind: str, id: str) -> str:
+        from store.db import StoreError
+        from tools.live import artifact_versions as versions
+
+        try:
+            return _json(versions(coach, kind, id))
+        except StoreError as exc:
+            raise ResourceNotFoundError(str(exc)) from None
+
+    @mcp.resource("playbook://versions/{kind}/{id}/{version}", name="artifact_version", title="One version of an artifact",
+                  description="The exact text of a playbook artifact at a version: the version a verdict (scorecard_version), "
+                              "an assignment (artifact_versions) or a certification (certification_version) names.")
+    def artifact_version(kind: str, id: str, version: str) -> str:
+        from store.db import StoreError
+        from tools.live import artifact_text
+
+        try:
+            return artifact_text(coach, kind, id, version)["text"]
+        except StoreError as exc:
+            raise ResourceNotFoundError(str(exc)) from None
 
     # ------------------------------------------------------------------ loop state
     @mcp.resource("coachloop://reps", name="reps", title="Roster", mime_type="application/json",
