@@ -43,3 +43,31 @@ def test_disk_edit_notifies_subscriber_and_next_score_uses_it(coach, playbook_di
                 assert svc.stop()
 
     anyio.run(main)
+
+
+def test_versions_resources(coach, playbook_dir):
+    from mcp_helpers import read_json
+    from tools.live import enable_live
+
+    enable_live(coach)
+    v1 = coach.playbook.version_of("scorecards", "discovery")
+    edit_line(playbook_dir, "discovery", "agenda_set", title="Agenda stated")
+    coach.reload()
+    server = build_server(coach)
+
+    async def main():
+        async with client(server, "legacy") as c:
+            rows = read_json(await c.read_resource("playbook://versions/scorecards/discovery"))
+            assert [r["version"] for r in rows][0] == v1 and rows[-1]["live"]
+            old = (await c.read_resource(f"playbook://versions/scorecards/discovery/{v1}")).contents[0].text
+            assert "title: Agenda set\n" in old and "Agenda stated" not in old
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    await c.read_resource("playbook://versions/scorecards/discovery/ffff0000")
+                except Exception as exc:  # the SDK raises the server's error
+                    assert "not a stored version" in str(exc)
+                else:
+                    raise AssertionError("an unknown version must be an error")
+
+    anyio.run(main)
