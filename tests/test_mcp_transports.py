@@ -94,6 +94,39 @@ def test_http_with_valid_token_both_eras(http_server, coach, mode):
     anyio.run(main)
 
 
+@pytest.mark.parametrize("mode", ERAS)
+def test_http_change_notifications_cross_thread(http_server, coach, mode):
+    """The server runs on uvicorn's thread and loop; a reload on this thread must reach the
+    subscribed HTTP client (2025: resources/subscribe + GET stream; 2026: subscriptions/listen)."""
+    art = coach.playbook.all("paths")[0]
+    uri = f"playbook://paths/{art.id}"
+    f = coach.playbook_dir / art.path
+    inbox = Inbox()
+
+    async def main():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            hc = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0))
+            async with Client(streamable_http_client(http_server.url + "/mcp", http_client=hc), mode=mode, message_handler=inbox) as c:
+                await c.list_tools()  # the server has seen this client (and its loop) now
+                if mode == "legacy":
+                    await c.subscribe_resource(uri)
+                    f.write_text(f.read_text() + "\n# edited\n")
+                    await anyio.to_thread.run_sync(coach.reload)
+                    await inbox.wait_for(lambda: uri in inbox.uris_updated(), timeout=15)
+                else:
+                    async with c.listen(resource_subscriptions=[uri]) as sub:
+                        f.write_text(f.read_text() + "\n# edited\n")
+                        await anyio.to_thread.run_sync(coach.reload)
+                        with anyio.fail_after(15):
+                            async for ev in sub:
+                                if getattr(ev, "uri", None) == uri:
+                                    break
+
+    anyio.run(main)
+
+
 def test_http_without_or_with_wrong_token_is_401(http_server):
     body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
     hdrs = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
