@@ -156,8 +156,9 @@ def _quote(tt: TurnText, sent: Sentence, a: int, b: int, from_clause: int | None
 
 PITCH_SUBJECT = {"our", "we", "we're", "we've", "we'll", "we'd"}
 OFFER = re.compile(
-    r"^(so |and |but |okay |well )*(did you know|(do|would) you (want|like) (me )?to (see|hear|learn|look)|"
-    r"want (me )?to (see|show)|can i show you|let me show you|shall i show you|have you heard (of|about) (us|our))\b"
+    r"^(so |and |but |okay |well |great |sure |perfect )*(did you know|(do|would) you (want|like) (me|us) to\b|(do|would) you (want|like) to (see|hear|learn|look|try)\b|"
+    r"want (me |us )?to (see|show|send|include)|(can|could|shall|should) (i|we) (show|send|include|add|copy|cc|loop|email|forward)\b|"
+    r"let me show you|have you heard (of|about) (us|our)|does that help|is that helpful|make sense)"
 )
 
 
@@ -242,7 +243,8 @@ def match_turn(
             if before is not None and (si, sent.clauses[cis[0]].index) > before:
                 continue
             if kind == "question":
-                qcs = [ci for ci in cis if sent.clauses[ci].question and not _clause_small_talk(sent.clauses[ci].text, small)]
+                qcs = [ci for ci in cis if sent.clauses[ci].question and not _clause_small_talk(sent.clauses[ci].text, small)
+                       and not (any_question and OFFER.match(sent.clauses[ci].text))]
                 if not qcs:
                     continue
                 if what != "example" and not any_question and _pitch_or_negated(sent, a, "question"):
