@@ -156,3 +156,31 @@ def test_changes_while_no_server_ran_are_picked_up_by_the_orchestrator(playbook_
         assert sync_playbook(c2, force=True)["changed"] == []  # idempotent
     finally:
         c2.close()
+
+
+def test_broken_policy_file_is_reported_not_removed(coach, playbook_dir):
+    enable_live(coach)
+    pol = playbook_dir / "playbook.yaml"
+    good = pol.read_text()
+    pol.write_text(good + "\nnot_a_field: 1\n")
+    coach.reload()
+    assert events(coach, "playbook.removed") == []
+    inv = events(coach, "playbook.invalid")
+    assert inv and inv[-1]["data"]["file"] == "playbook.yaml" and inv[-1]["data"]["field"] == "not_a_field"
+    assert artifact_problems(coach, "policy", None)[0]["file"] == "playbook.yaml"
+    pol.write_text(good)
+    coach.reload()
+    assert events(coach, "playbook.recovered")[-1]["data"]["file"] == "playbook.yaml"
+
+
+def test_a_rolled_back_sync_is_done_again(coach, playbook_dir):
+    enable_live(coach)
+    edit_line(playbook_dir, "discovery", "agenda_set", title="Agenda first")
+    with pytest.raises(RuntimeError):
+        with coach.store.transaction():
+            coach.reload()  # the listener syncs inside this transaction ...
+            assert events(coach, "playbook.changed")
+            raise RuntimeError("... which then rolls back")
+    assert events(coach, "playbook.changed") == []
+    Orchestrator(coach).run_pending()  # the next look finds the change again
+    assert [e["subject"] for e in events(coach, "playbook.changed")] == ["scorecards/discovery"]

@@ -65,6 +65,14 @@ def _file_hash(root: Path, rel: str) -> str:
         return "missing"
 
 
+def _versions(pb: Playbook) -> dict[str, str]:
+    """{"kind/id": version} of everything served (and the policy), without touching the disk."""
+    out = {f"{kind}/{aid}": art.version for kind in KINDS for aid, art in pb.artifacts.get(kind, {}).items()}
+    if pb.policy_version not in ("default", ""):
+        out[f"policy/{POLICY_ID}"] = pb.policy_version
+    return out
+
+
 def _snapshot(pb: Playbook) -> dict[str, tuple[str, str, str, str, str]]:
     """{"kind/id": (kind, id, version, path, text)} for every artifact served (and the policy)."""
     out: dict[str, tuple[str, str, str, str, str]] = {}
@@ -82,24 +90,23 @@ def _snapshot(pb: Playbook) -> dict[str, tuple[str, str, str, str, str]]:
     return out
 
 
-_sync_lock = threading.Lock()
-
-
 def sync_playbook(coach, *, force: bool = False) -> dict:
     """Record the served versions and append the change events (see the module docstring).
 
-    Cheap when nothing changed since the last sync of this Coach (one identity check). Returns
-    {changed: [event ids], removed, invalid, recovered, new_versions}."""
+    Cheap when nothing changed (two small reads, no file access). Safe inside an outer
+    transaction: if that rolls back, the next sync finds the pointer unchanged and does it again.
+    Returns {changed: [event ids], removed, invalid, recovered, new_versions}."""
     pb = coach.playbook
-    if not force and getattr(coach, "_live_synced", None) is pb:
-        return {"changed": [], "removed": [], "invalid": [], "recovered": [], "new_versions": []}
     store = coach.store
-    now = datetime.now(timezone.utc)
     out: dict[str, list] = {"changed": [], "removed": [], "invalid": [], "recovered": [], "new_versions": []}
-    with _sync_lock, store.transaction():
+    with store.transaction():
+        pointer = vstore.live_pointer(store)
+        if not force and getattr(coach, "_live_synced", None) is pb and pointer == _versions(pb) and \
+                set(vstore.invalid_files(store)) == {p.file for p in pb.problems}:
+            return out
+        now = datetime.now(timezone.utc)
         snap = _snapshot(pb)
         baseline = not vstore.has_live_pointer(store)
-        pointer = vstore.live_pointer(store)
         out["new_versions"] = vstore.record_many(store, [v for _k, v in sorted(snap.items())], first_seen=iso_ms(now))
         new_pointer = dict(pointer)
         for key, (kind, aid, version, path, _text) in sorted(snap.items()):
@@ -118,7 +125,7 @@ def sync_playbook(coach, *, force: bool = False) -> dict:
             )
             out["changed"].append(eid)
             log.info("playbook: %s/%s is now version %s%s", kind, aid, version, f" (was {prev})" if prev else " (new)")
-        for key in sorted(set(pointer) - set(snap)):
+        for key in sorted(set(pointer) - set(_versions(pb))):  # gone (a broken policy file is still served)
             kind, aid = key.split("/", 1)
             new_pointer.pop(key, None)
             eid = store.event("playbook.removed", subject=key, data={"kind": kind, "id": aid, "previous": pointer[key]})
