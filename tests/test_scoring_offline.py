@@ -245,3 +245,25 @@ def test_generic_fields_speaker_statement_trigger_scope():
     assert got["any_question_after_complaint"] == ("pass", 4)
     assert got["weighted"] == ("fail", None)
     assert res.score == pytest.approx(3 / 6)
+
+
+def test_punctuated_call_with_unpunctuated_or_indirect_questions(card):
+    turns = call("R: Hi Jo, can you hear me?", "B: Yes.",
+                 "R: So what are you using today for payroll",  # no closing punctuation at all
+                 "B: ADP, and we hate it.",
+                 "R: I'd be interested to know who else is involved in a decision like this.",
+                 "B: Our CFO.",
+                 "R: We integrate with ADP. Our budget tiers are flexible.",
+                 "B: Okay.")
+    res = score_turns(turns, card)
+    assert (res.verdict("competition_explored").verdict, res.verdict("competition_explored").turn) == ("pass", 2)
+    assert (res.verdict("decision_maker_identified").verdict, res.verdict("decision_maker_identified").turn) == ("pass", 4)
+    assert res.verdict("budget_confirmed").verdict == "fail"
+
+
+def test_offers_and_small_talk_are_not_discovery(card):
+    turns = call("R: hey what's going on with you guys today", "B: not much just busy with the end of quarter close and the usual stuff",
+                 "B: can you just send me some info", "R: sure would you like me to include case studies", "B: yes")
+    res = score_turns(turns, card)
+    assert res.verdict("pain_identified").verdict == "fail"
+    assert (res.verdict("pricing_deflection_handled").verdict, res.verdict("pricing_deflection_handled").turn) == ("fail", 3)

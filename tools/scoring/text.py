@@ -82,7 +82,8 @@ ASK = re.compile(
     r"\b(tell me|tell us|walk me through|walk us through|talk me through|help me understand|help me get|"
     r"give me a sense|paint me a picture|i'm curious|i am curious|curious (about|how|what|why|whether|if|who|when)|"
     r"(i'd|i would|we'd|we would) love to (hear|know|understand|learn)|i wonder (if|whether|what|how|who|when)|"
-    r"can i ask|could i ask|may i ask|let me ask)\b"
+    r"can i ask|could i ask|may i ask|let me ask|(i'd|i would|i'm) (be )?interested to (know|hear|learn)|"
+    r"(i'd|i would) like to (know|ask|hear)|i want to (know|ask)|i wanted to ask|quick question)\b"
 )
 IN_SITU = re.compile(r"\b(on|in|with|using|at|from|for|to) (what|which)( \w+){0,2}$")
 CONFIRM_TAG = re.compile(r"(^|\b)(is that right|is that correct|correct|right|am i right|did i get that right|fair to say)$")
@@ -156,6 +157,7 @@ class Sentence:
     offsets: list[int] = field(default_factory=list)  # start of each word in `text`
     word_clause: list[int] = field(default_factory=list)  # clause index (within sentence) of each word
     words: list[Word] = field(default_factory=list)
+    open_end: bool = False  # no closing punctuation (a punctuated call's unpunctuated tail)
 
     @property
     def has_question(self) -> bool:
@@ -394,6 +396,7 @@ def _analyse_text(text: str, punctuated: bool) -> tuple[list[Sentence], str, int
     # sentence and clause boundaries from the gaps between tokens
     sent_bounds: list[tuple[int, int, bool]] = []  # (first token, last token excl, ends with ?)
     clause_break_at: set[int] = set()
+    open_end: set[int] = set()  # sentences with no closing punctuation at all
     start = 0
     for i in range(len(toks)):
         gap = text[toks[i][2]: toks[i + 1][1]] if i + 1 < len(toks) else text[toks[i][2]:]
@@ -415,13 +418,15 @@ def _analyse_text(text: str, punctuated: bool) -> tuple[list[Sentence], str, int
                 clause_break_at.add(i + 1)
         if end_sentence or i == len(toks) - 1:
             sent_bounds.append((start, i + 1, "?" in gap))
+            if not _SENT_END.search(gap):
+                open_end.add(len(sent_bounds) - 1)
             start = i + 1
         elif _CLAUSE_GAP.search(gap):
             clause_break_at.add(i + 1)
     sentences: list[Sentence] = []
     clause_no = 0
     turn_words: list[str] = []
-    for a, b, ends_q in sent_bounds:
+    for si_, (a, b, ends_q) in enumerate(sent_bounds):
         words: list[Word] = []
         breaks: list[bool] = []
         for i in range(a, b):
@@ -455,7 +460,7 @@ def _analyse_text(text: str, punctuated: bool) -> tuple[list[Sentence], str, int
             if split and groups[-1]:
                 groups.append([])
             groups[-1].append(w)
-        sent = Sentence(start=words[0].start, end=words[-1].end, ends_q=ends_q, words=words)
+        sent = Sentence(start=words[0].start, end=words[-1].end, ends_q=ends_q, words=words, open_end=si_ in open_end)
         for g in groups:
             ws = [w.norm for w in g]
             c = Clause(words=g, text=" ".join(ws), cue=clause_cue(ws), index=clause_no)
@@ -481,7 +486,7 @@ def _mark_questions(sent: Sentence, punctuated: bool) -> None:
     for k in range(1, len(cl)):
         if cl[k].cue and not cl[k - 1].cue and _embedded_continuation(cl[k - 1].text, cl[k].text):
             cl[k].cue = False
-    if punctuated and not sent.ends_q:
+    if punctuated and not sent.ends_q and not sent.open_end:
         # a punctuated call marks its questions: only an explicit ask counts here
         for c in cl:
             c.question = bool(ASK.search(c.text))
