@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import threading
 import time
@@ -277,6 +278,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                     print(f"call {result['call']}  {result.get('rep_name')}  {result['scorecard']}  score {result['score']:.2f}  "
                           f"{result.get('source')}{dup}", flush=True)
 
+            if threading.current_thread() is threading.main_thread():
+                # a service manager stops with SIGTERM: finish the file in hand, then stop cleanly
+                signal.signal(signal.SIGTERM, lambda *_: stop.set())
             if not args.json:
                 print(f"watching {args.watch} for transcripts (Ctrl-C to stop)", file=sys.stderr)
             try:
