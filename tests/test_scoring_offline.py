@@ -267,3 +267,10 @@ def test_offers_and_small_talk_are_not_discovery(card):
     res = score_turns(turns, card)
     assert res.verdict("pain_identified").verdict == "fail"
     assert (res.verdict("pricing_deflection_handled").verdict, res.verdict("pricing_deflection_handled").turn) == ("fail", 3)
+
+
+def test_answer_requirement(card):
+    brushed = call("R: what are the biggest challenges on your team right now", "B: eh not sure")
+    assert verdict(card, brushed, "pain_identified").verdict == "fail"
+    last = call("B: thanks for calling", "R: what are the biggest challenges on your team right now")
+    assert verdict(card, last, "pain_identified").verdict == "pass"  # nothing to judge yet (live roleplay turn)

@@ -290,11 +290,14 @@ def _in_window(line: RubricLine, card: Scorecard, idx: int, n: int) -> bool:
 
 
 def _answered(call: CallText, hit: Hit, line: RubricLine, min_words: int) -> bool:
+    """Did the other side answer with at least `min_words` words? A question that ends the
+    transcript (a live roleplay turn being checked, a cut-off recording) gets the benefit of the
+    doubt: there is no answer to judge."""
     role = call.turns[hit.turn].role
     for tt in call.turns[hit.turn + 1:]:
         if tt.role != role if line.speaker != "any" else tt.speaker != call.turns[hit.turn].speaker:
             return tt.n_words >= min_words
-    return False
+    return True
 
 
 def _any(rxs: list[re.Pattern], text: str) -> re.Match | None:
