@@ -218,7 +218,7 @@ class LiveService:
     (rollouts, re-scoring) with no human step. See the module docstring."""
 
     def __init__(self, coach, *, run_events: Callable[[], Any] | None = None, debounce_ms: int = 80,
-                 poll_seconds: float = 2.0, job_chunk: int = 500, watch: bool = True):
+                 poll_seconds: float = 2.0, job_chunk: int = 100, watch: bool = True):
         self.coach = coach
         self.run_events = run_events
         self.poll_seconds = poll_seconds

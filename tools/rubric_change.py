@@ -11,9 +11,10 @@ previous version with the new one (`line_changes`):
   (`small_talk`, `opening_turns`, `closing_turns`): a background job (a `jobs` row, kind
   `rubric_change`) re-scores the stored calls of that scorecard.
 
-The job (`run_job` / `run_pending_jobs`) walks the calls in id order, in chunks; each chunk is one
-transaction that also moves the job's cursor, so a crash or restart resumes after the last
-committed chunk and nothing is re-scored twice. For each call only the lines that differ between
+The job (`run_job` / `run_pending_jobs`) walks the calls in id order, in chunks. A chunk is scored
+outside any transaction (tool calls keep flowing), then written in one transaction that also
+moves the job's cursor, so a crash or restart resumes after the last committed chunk and nothing
+is re-scored twice (a call re-scored by someone else meanwhile is skipped). For each call only the lines that differ between
 the version it was scored under and the live version are scored again (all lines when that
 version's text is unknown or the engine changed); verdicts of unchanged lines stay as they are,
 overridden lines keep the human verdict, verdicts of removed lines are dropped. A call whose
@@ -423,17 +424,35 @@ def _walk(coach, job_id, params, card, version, cache, engine, chunk, t0, max_se
             break
         if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
             break
+        # 1. read the next chunk and score it outside any transaction: tool calls keep flowing
+        cur_row = store.one("select status, cursor from jobs where id = ?", (job_id,))
+        if cur_row["status"] != "running":
+            break
+        after = int(json.loads(cur_row["cursor"] or "{}").get("after_id", 0))
+        batch = store.query(
+            "select id, rep_id, live, scorecard_version, engine, engine_version, turns, format, source_name, rep_speaker, score"
+            " from calls where scorecard_id = ? and id > ? and coalesce(scorecard_version, '') != ? order by id limit ?",
+            (sid, after, version, chunk),
+        )
+        news: dict[int, dict] = {}
+        if batch:
+            todo = [(c, [ln.id for ln in _lines_to_score(c, card, cache.todo(c["scorecard_version"]), engine)]) for c in batch]
+            if pool is not None:
+                args = [(c["turns"], c["format"], c["source_name"], c["rep_speaker"], ids) for c, ids in todo]
+                news = dict(zip((c["id"] for c in batch), pool.map(_worker_score, args, chunksize=8)))
+            else:
+                for c, ids in todo:
+                    lines = [ln for ln in card.lines if ln.id in set(ids)]
+                    news[c["id"]] = score_lines(c["turns"], c["format"], c["source_name"], c["rep_speaker"], card, lines,
+                                                version, engine[0], engine[1])
+        # 2. write the chunk and move the cursor in one transaction (a crash redoes just this chunk)
         with store.transaction() as db:
             cur_row = store.one("select status, cursor from jobs where id = ?", (job_id,))
             if cur_row["status"] != "running":
                 break
             cursor = json.loads(cur_row["cursor"] or "{}")
-            after = int(cursor.get("after_id", 0))
-            batch = store.query(
-                "select id, rep_id, live, scorecard_version, engine, engine_version, turns, format, source_name, rep_speaker, score"
-                " from calls where scorecard_id = ? and id > ? and coalesce(scorecard_version, '') != ? order by id limit ?",
-                (sid, after, version, chunk),
-            )
+            if int(cursor.get("after_id", 0)) != after:
+                continue  # another process moved the job on meanwhile: read again
             if not batch:
                 _finish(coach, job_id, params, cursor)
                 break
@@ -443,11 +462,10 @@ def _walk(coach, job_id, params, card, version, cache, engine, chunk, t0, max_se
             marks = ",".join("?" * len(batch))
             for v in store.query(f"select * from verdicts where call_id in ({marks})", [c["id"] for c in batch]):
                 olds.setdefault(v["call_id"], {})[v["line_id"]] = v
-            news: dict[int, dict] = {}
-            if pool is not None:
-                args = [(c["turns"], c["format"], c["source_name"], c["rep_speaker"],
-                         [ln.id for ln in _lines_to_score(c, card, cache.todo(c["scorecard_version"]), engine)]) for c in batch]
-                news = dict(zip((c["id"] for c in batch), pool.map(_worker_score, args, chunksize=8)))
+            last_id, n_read = batch[-1]["id"], len(batch)
+            current = {r["id"]: r["scorecard_version"] for r in store.query(
+                f"select id, scorecard_version from calls where id in ({marks})", [c["id"] for c in batch])}
+            batch = [c for c in batch if c["id"] in current and current[c["id"]] == c["scorecard_version"]]
             for call in batch:
                 before_version = call["scorecard_version"]
                 changes, score, _ = _rescore_call(coach, call, card, version, cache.todo(before_version), engine,
@@ -471,8 +489,8 @@ def _walk(coach, job_id, params, card, version, cache, engine, chunk, t0, max_se
                               "before_score": call["score"], "live": bool(call["live"]), "job_id": job_id,
                               "flips": [{"line": c["line"], "before": c["before"], "after": c["after"]} for c in real]},
                     )
-            cursor["after_id"] = batch[-1]["id"]
-            cursor["done"] = cursor.get("done", 0) + len(batch)
+            cursor["after_id"] = last_id
+            cursor["done"] = cursor.get("done", 0) + n_read
             cursor["reps"] = sorted(reps)
             cursor["total"] = max(cursor.get("total", 0), cursor["done"])
             db.execute("update jobs set cursor = ?, updated_at = ? where id = ?", (dumps(cursor), now_iso(), job_id))
