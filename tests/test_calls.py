@@ -273,3 +273,10 @@ def test_export_disputed_writes_valid_rubric_tests(coach, playbook_dir, tmp_path
     assert not [p for p in pb.problems if paths[0].name in p.file]
     assert any(rel.endswith(paths[0].name) for rel, _ in pb.tests["discovery"])
     assert export_disputed(coach, tmp_path / "none", scorecard_id="demo") == []
+
+
+def test_rep_given_by_store_id_finds_the_speaker(coach):
+    upsert_rep(coach.store, "Alex Doe", id="ad-7")
+    r = score_call(coach, PLAIN, rep="ad-7")
+    assert r["rep"] == "ad-7" and r["rep_speaker"] == "Alex Doe"
+    assert counts(coach)["reps"] == 1

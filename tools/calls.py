@@ -206,7 +206,8 @@ def score_call(
         call = call_store.get_call(store, existing, with_turns=False)
         return _result(call, resolve_rep(store, call["rep_id"]), True)
     engine_name, client = pick_engine(coach, engine)
-    prepared = prepare_call(coach.playbook, transcript, roster(store), rep=rep, call_type=call_type,
+    prepared = prepare_call(coach.playbook, transcript, roster(store), rep=rep, rep_names=rep_names(store, rep),
+                            call_type=call_type,
                             scorecard_id=scorecard_id, occurred_at=occurred_at, engine=engine_name, llm=client,
                             source_name=source_name)
     return store_prepared(coach, prepared, rep=rep, segment=segment, deal_id=deal_id, stage=stage, live=live)
@@ -251,6 +252,7 @@ def prepare_call(
     roster_names: list[str],
     *,
     rep: str | None = None,
+    rep_names: list[str] | None = None,
     call_type: str | None = None,
     scorecard_id: str | None = None,
     occurred_at: str | None = None,
@@ -264,7 +266,7 @@ def prepare_call(
     call_type = call_type or _meta_str(meta, "call_type") or DEFAULT_CALL_TYPE
     card = playbook.scorecard(scorecard_id) if scorecard_id else playbook.scorecard_for(call_type)
     version = playbook.version_of("scorecards", card.id) or ""
-    speaker = identify_rep(transcript, rep, roster_names)
+    speaker = _identify(transcript, rep, rep_names, roster_names)
     declared = bool(rep) or _declared_rep(transcript, speaker)
     transcript.assign_rep(speaker)
     scored = _score_turns(transcript.turns, card, version, engine, llm)
@@ -286,6 +288,32 @@ def prepare_call(
         occurred_at=parse_when(occurred_at, "occurred_at") or _meta_time(meta) or now_iso(),
         segment_hint=_meta_str(meta, "segment"),
     )
+
+
+def rep_names(store, rep: str | None) -> list[str]:
+    """What `rep` may be called in a transcript: itself, and when it names a rep in the store (by
+    id, name or alias) that rep's name and aliases, so `--rep priya-raman` finds "Priya Raman"."""
+    if not rep:
+        return []
+    names = [rep]
+    found = resolve_rep(store, rep)
+    if found is not None:
+        for n in [found["name"], *found["aliases"]]:
+            if n not in names:
+                names.append(n)
+    return names
+
+
+def _identify(transcript: Transcript, rep: str | None, names: list[str] | None, roster_names: list[str]) -> str:
+    if not rep:
+        return identify_rep(transcript, None, roster_names)
+    first_error = None
+    for name in names or [rep]:
+        try:
+            return identify_rep(transcript, name, roster_names)
+        except TranscriptError as exc:
+            first_error = first_error or exc
+    raise first_error
 
 
 def store_prepared(

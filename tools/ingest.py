@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable
 from playbook.loader import PlaybookError
 from store.db import StoreError, now_iso
 from store.reps import roster
-from tools.calls import pick_engine, prepare_call, score_call, store_prepared
+from tools.calls import pick_engine, prepare_call, rep_names, score_call, store_prepared
 from tools.transcripts import MAX_BYTES, TranscriptError, decode_bytes, read_transcript
 
 log = logging.getLogger("coachloop")
@@ -224,6 +224,7 @@ def ingest_paths(
         return summary
 
     prep_meta = {k: meta.get(k) for k in ("rep", "call_type", "scorecard_id", "occurred_at", "fmt")}
+    prep_meta["rep_names"] = rep_names(store, meta.get("rep"))
     prep_meta["engine"] = engine_name
     store_meta = {k: meta[k] for k in ("rep", "segment", "deal_id", "stage", "live") if k in meta}
     ctx = _mp_context()
@@ -293,7 +294,7 @@ def _worker_prepare(path: str) -> tuple[str, str, str, Any]:
         data = Path(path).read_bytes()
         digest = file_hash(data)
         transcript = _read_bytes(data, path, meta.pop("fmt", None))
-        prep = prepare_call(_WORKER["playbook"], transcript, _WORKER["roster"], rep=meta["rep"],
+        prep = prepare_call(_WORKER["playbook"], transcript, _WORKER["roster"], rep=meta["rep"], rep_names=meta["rep_names"],
                             call_type=meta["call_type"], scorecard_id=meta["scorecard_id"],
                             occurred_at=meta["occurred_at"], engine=meta["engine"], source_name=path)
         return "ok", path, digest, prep
