@@ -376,3 +376,27 @@ def test_crash_mid_remediation_resumes_with_the_real_modules(tmp_path, monkeypat
         assert s.query("select status from gates where gap_id = ?", (gap["id"],))
     finally:
         coach.close()
+
+
+def test_cli_attribute_records_and_remediates_new_gaps(tmp_path, capsys):
+    from playbook.starter import write_starter
+    from tools.calls import score_call
+    from tools.context import Coach
+    from tools.transcripts import read_path
+
+    pb, db = tmp_path / "pb", tmp_path / "loop.db"
+    write_starter(pb)
+    coach = Coach(pb, db)
+    for f in ("03-priya-brightwater-pest.txt", "04-priya-kestrel-electrical.vtt", "05-priya-halden-home.txt"):
+        score_call(coach, read_path(DEMO_DATA / f), rep="Priya Raman")  # stored; the loop has not run
+    coach.close()
+    where = ["--playbook", pb, "--db", db]
+    dry = cli_json(capsys, "attribute", "--dry-run", *where)
+    assert [g["line"] for g in dry["gaps"]] == [LINE] and dry["actions"] == [] and "gap_id" not in dry["gaps"][0]
+    out = cli_json(capsys, "attribute", *where)
+    (g,) = out["gaps"]
+    assert g["new"] and g["statement"].startswith("Skipped budget_confirmed on 3 of the last 3 discovery calls")
+    kinds = [a["kind"] for a in out["actions"]]
+    assert "gap.remediated" in kinds
+    again = cli_json(capsys, "attribute", *where)
+    assert again["gaps"][0]["gap_id"] == g["gap_id"] and not again["gaps"][0]["new"] and again["actions"] == []

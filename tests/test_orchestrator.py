@@ -271,3 +271,36 @@ def test_an_override_that_shows_a_gap_opens_it(coach, fake):
     assert s.one("select cause_id from events where type = 'gap.opened'")["cause_id"] == ev
     # the same event handled again (another process, a replay) changes nothing
     assert o.run_pending() == [] and s.one("select count(*) n from gaps")["n"] == 1
+
+
+def test_two_processes_on_one_database_handle_each_event_once(coach, fake, tmp_path):
+    """The server and a `coachloop run` share a database: separate connections, same cursor."""
+    import threading
+
+    from tools.context import Coach
+
+    s = coach.store
+    for rep in ("ana", "ben", "cara"):
+        weak_calls(s, rep)
+    other = Coach(coach.playbook_dir, s.path)  # a second connection, as another process would have
+    errors = []
+
+    def run(c):
+        try:
+            for _ in range(3):
+                Orchestrator(c).run_pending()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in (coach, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    other.close()
+    assert not errors
+    assert count(s, "select count(*) n from gaps") == 3
+    assert count(s, "select count(*) n from events where type = 'gap.opened'") == 3
+    assert count(s, "select count(*) n from events where type = 'gap.remediated'") == 3
+    assert count(s, "select count(*) n from assignments") == 3
+    assert sorted(g for g, _ in fake.calls) == [1, 2, 3]

@@ -35,7 +35,8 @@ def _register_attribution(sub: argparse._SubParsersAction) -> None:
         description=(
             "Find the rubric lines each rep keeps missing over the window set in playbook.yaml "
             "(attribution: window, gap_misses, min_applicable), record new gaps (never the same gap twice) "
-            "and print each with its statement, most severe first."
+            "and print each with its statement, most severe first. New gaps are remediated at once "
+            "(scenario, learning path, gates), as the loop would."
         ),
     )
     p.add_argument("--rep", metavar="NAME", help="one rep (id, name or alias); default: the whole team")
@@ -105,8 +106,17 @@ def cmd_attribute(args: argparse.Namespace) -> int:
             return 0
         gaps = attribute(coach, rep_id, persist=not args.dry_run, scorecard_id=args.scorecard)
         team = team_gaps(coach, scorecard_id=args.scorecard) if args.team else []
+        actions: list[dict] = []
+        if any(g.get("new") for g in gaps):
+            # no human step: a gap recorded here is remediated now (scenario, path, gates)
+            from server.orchestrator import Orchestrator, OrchestratorError
+
+            try:
+                actions = Orchestrator(coach).run_pending()
+            except OrchestratorError as exc:
+                raise CLIError(f"the gaps are recorded, but the loop could not remediate them: {exc}") from exc
         if args.json:
-            out = {"gaps": gaps}
+            out = {"gaps": gaps, "actions": actions}
             if args.team:
                 out["team"] = team
             emit_json(out)
@@ -123,6 +133,8 @@ def cmd_attribute(args: argparse.Namespace) -> int:
             print(f"    {g['statement']}")
         for t in team:
             print(f"[team] {t['statement']}")
+        for a in actions:
+            print(f"- {a['rep'] + ': ' if a.get('rep') else ''}{a['text']}")
         return 0
     finally:
         coach.close()
