@@ -249,3 +249,45 @@ def test_score_errors_are_tool_errors(coach):
             assert ok["rep"] == REP and ok["lines"]
 
     anyio.run(main)
+
+
+def test_loop_actions_reported_when_another_runner_handled_the_event(loop_coach, monkeypatch):
+    """In `coachloop serve` the live worker may run the orchestrator before the tool does: the
+    score and roleplay_end results must still say what the loop did (read back from the log)."""
+    from server.orchestrator import Orchestrator
+
+    real = Orchestrator.run_pending
+
+    def other_runner_first(self, **kw):
+        real(self, **kw)  # the worker handled everything ...
+        return []  # ... so the tool's own run finds nothing left to do
+
+    monkeypatch.setattr(Orchestrator, "run_pending", other_runner_first)
+    server = build_server(loop_coach)
+
+    async def main():
+        async with client(server, "legacy") as c:
+            for r in MANIFEST["reps"]:
+                await c.call_tool("upsert_rep", {"name": r["name"], "segment": r["segment"]})
+            last = None
+            for e in sorted(MANIFEST["calls"], key=lambda e: e["at"]):
+                if e["outcome"] != "open":
+                    await c.call_tool("record_deal", {"id": e["deal"], "rep": e["rep"], "outcome": e["outcome"]})
+                res = small(await c.call_tool("score", score_args(e)))
+                if e["file"].startswith("05"):
+                    last = res
+            kinds = [a["kind"] for a in last["loop"]]
+            assert "gap.opened" in kinds and "gap.remediated" in kinds, last["loop"]
+            opened = next(a for a in last["loop"] if a["kind"] == "gap.opened")
+            assert opened["text"].startswith(f"opened gap {opened['gap_id']}: Skipped budget_confirmed")
+            rem = next(a for a in last["loop"] if a["kind"] == "gap.remediated")
+            assert rem["scenario_id"] and rem["path_id"] and rem["gates"]
+            st = small(await c.call_tool("roleplay_start", {"rep": REP, "scenario": rem["scenario_id"]}))
+            for text in SCRIPT["pass"]:
+                await c.call_tool("roleplay_reply", {"session_id": st["session_id"], "text": text})
+            ended = small(await c.call_tool("roleplay_end", {"session_id": st["session_id"]}))
+            assert ended["passed"]
+            assert "certification.passed" in [a["kind"] for a in ended["loop"]], ended["loop"]
+            assert "gate.lifted" in [a["kind"] for a in ended["loop"]]
+
+    anyio.run(main)

@@ -7,6 +7,7 @@ sentence, the next action), not just ids; lists are paginated and capped.
 """
 from __future__ import annotations
 
+import json
 import logging
 from typing import Annotated, Any, Literal
 
@@ -80,15 +81,76 @@ def _actions(raw: list[dict]) -> list[LoopAction]:
     return out
 
 
-def run_loop(coach: Coach) -> tuple[list[LoopAction], str | None]:
-    """Let the orchestrator react to the events just appended. Never fails the calling tool."""
+def _event_text(ev: dict) -> tuple[str, str] | None:
+    """(kind, sentence) for a loop event read back from the log; None for bookkeeping events."""
+    t, d = ev["type"], ev.get("data") or {}
+    gap = d.get("gap_id")
+    if t == "gap.opened":
+        return "gap.opened", f"opened gap {gap}: {d.get('statement')}"
+    if t == "gap.remediated":
+        parts = [f"scenario {d.get('scenario_id')} ({d.get('scenario_path')})"]
+        if d.get("path_id"):
+            parts.append(f"path {d['path_id']} assigned")
+        for status in ("blocked", "shadow"):
+            acts = sorted({str(g.get("activity")) for g in d.get("gates") or [] if g.get("status") == status})
+            if acts:
+                parts.append(("blocked from " if status == "blocked" else "shadow gate on ") + ", ".join(acts))
+        return "gap.remediated", f"gap {gap} ({d.get('line')}): " + "; ".join(parts)
+    if t in ("gap.closed", "gap.reopened"):
+        return "verify." + t.split(".")[1], f"{t.split('.')[1]} gap {gap} ({d.get('line')}): {d.get('reason') or ''}".rstrip(": ")
+    if t in ("certification.passed", "certification.failed", "certification.needs_manager"):
+        return t, f"{t}: {d.get('certification_id')} (attempt {d.get('attempt')}, score {d.get('score')})"
+    if t in ("gate.blocked", "gate.shadow", "gate.lifted"):
+        return t, f"{t.split('.')[1]} gate {d.get('gate_id')} on {d.get('activity')}" + (f" (certification {d['certification_id']})" if d.get("certification_id") else "")
+    return None
+
+
+def actions_from_log(coach: Coach, trigger: int, limit: int = 60) -> list[dict]:
+    """What the loop did in reaction to event `trigger`, read back from the event log (the events it
+    caused, transitively). Used when another runner (the serve worker, a CLI `coachloop run`) handled
+    the event before this tool's own orchestrator run got to it."""
+    seen, frontier, out = {trigger}, [trigger], []
+    while frontier and len(out) < limit:
+        marks = ",".join("?" * len(frontier))
+        rows = coach.store.query(f"select * from events where cause_id in ({marks}) order by id limit 200", frontier)
+        frontier = []
+        for r in rows:
+            if r["id"] in seen:
+                continue
+            seen.add(r["id"])
+            frontier.append(r["id"])
+            r["data"] = json.loads(r["data"] or "{}")
+            kt = _event_text(r)
+            if kt:
+                out.append({"event_id": r["id"], "trigger": r["type"], "kind": kt[0], "rep": r.get("rep_id"), "text": kt[1], "data": r["data"]})
+    return out
+
+
+def trigger_event(coach: Coach, type_: str, subject: str) -> int | None:
+    row = coach.store.one("select id from events where type = ? and subject = ? order by id desc limit 1", (type_, subject))
+    return row["id"] if row else None
+
+
+def run_loop(coach: Coach, trigger: int | None = None) -> tuple[list[LoopAction], str | None]:
+    """Let the orchestrator react to the events just appended, and report what the loop did about
+    `trigger` (even when another runner handled it first). Never fails the calling tool."""
+    err = None
+    raw: list[dict] = []
     try:
         from server.orchestrator import Orchestrator
 
-        return _actions(Orchestrator(coach).run_pending()), None
+        raw = Orchestrator(coach).run_pending()
     except Exception as exc:
         log.warning("orchestrator: %s", exc)
-        return [], f"the loop could not react yet: {exc}"
+        err = f"the loop could not react yet: {exc}"
+    if trigger is not None:
+        mine = {a.get("event_id") for a in raw}
+        if trigger not in mine:
+            try:
+                raw = actions_from_log(coach, trigger) + raw
+            except Exception as exc:  # reading the log back must never fail the tool
+                log.warning("reading the loop's actions back: %s", exc)
+    return _actions(raw), err
 
 
 async def log_actions(ctx: Context, loop: list[LoopAction], err: str | None) -> None:
@@ -291,7 +353,8 @@ def _register_calls(mcp, coach: Coach) -> None:
                 coach, transcript, rep=rep, call_type=call_type, scorecard_id=scorecard, segment=segment, deal_id=deal, stage=stage,
                 occurred_at=time, source_name=source_name, fmt=format,
             )
-            return res, run_loop(coach)
+            trig = None if res.get("duplicate") else trigger_event(coach, "call.scored", f"call:{res['call']}")
+            return res, run_loop(coach, trig)
 
         res, (loop, err) = await anyio.to_thread.run_sync(work)
         await log_actions(ctx, loop, err)

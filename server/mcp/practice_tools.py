@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from tools.context import Coach
 
 from .common import annotations, clip, guard
-from .loop_tools import DETAIL_FIELD, Detail, GateCheckResult, GateOut, LoopAction, gate_result, rep_id_of, run_loop
+from .loop_tools import DETAIL_FIELD, Detail, GateCheckResult, GateOut, LoopAction, gate_result, rep_id_of, run_loop, trigger_event
 
 log = logging.getLogger("coachloop.mcp")
 
@@ -213,7 +213,7 @@ def register(mcp, coach: Coach) -> None:
             detail: Annotated[Detail, DETAIL_FIELD] = "concise",
         ) -> SessionEnd:
             r = rp.end_session(coach, session_id)
-            loop, err = run_loop(coach)
+            loop, err = run_loop(coach, trigger_event(coach, "practice.ended", f"session:{r['session_id']}"))
             n = 10_000 if detail == "detailed" else 200
             verdicts = [PracticeVerdict(id=v["id"], verdict=v["verdict"], turn=v.get("turn"), quote=clip(v.get("quote"), n), reason=clip(v.get("reason"), n)) for v in r.get("verdicts") or []]
             failed = list(r.get("failed_lines") or [])
