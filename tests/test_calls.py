@@ -280,3 +280,12 @@ def test_rep_given_by_store_id_finds_the_speaker(coach):
     r = score_call(coach, PLAIN, rep="ad-7")
     assert r["rep"] == "ad-7" and r["rep_speaker"] == "Alex Doe"
     assert counts(coach)["reps"] == 1
+
+
+def test_zoom_display_name_matches_the_roster_rep_and_is_remembered(coach):
+    upsert_rep(coach.store, "Alex Doe", team="West")
+    text = PLAIN.replace("Alex Doe:", "Alex D.:")
+    r = score_call(coach, text)
+    assert r["rep"] == "alex-doe" and r["rep_speaker"] == "Alex D."
+    assert "Alex D." in get_rep(coach.store, "alex-doe")["aliases"]
+    assert counts(coach)["reps"] == 1

@@ -106,10 +106,11 @@ def _resolve_or_create_rep(store, speaker: str, rep: str | None, declared: bool)
     itself, or marked internal by Gong) that the store does not know yet is created."""
     found = resolve_rep(store, speaker) or (resolve_rep(store, rep) if rep else None)
     if found is None:
-        # speaker "Priya" on a call, roster "Priya Raman": one roster rep with that first name
+        # speaker "Priya" or "Priya R." on a call, roster "Priya Raman": identify_rep matched it by
+        # first name; the rep is the one roster rep with that first name
         first = speaker.split()[0].casefold() if speaker.split() else ""
         cands = [r for r in list_reps(store) if r["name"].split() and r["name"].split()[0].casefold() == first]
-        if len(cands) == 1 and " " not in speaker.strip():
+        if len(cands) == 1:
             found = cands[0]
     if found is not None:
         names = {found["name"].casefold(), *(a.casefold() for a in found["aliases"])}
