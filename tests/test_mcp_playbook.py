@@ -40,6 +40,7 @@ def test_every_tool_listed_with_schema_annotations_and_description(server, mode)
             assert TOOLS <= set(tools), f"missing tools: {sorted(TOOLS - set(tools))}"
             for name, t in tools.items():
                 assert len(t.description or "") > 120, name
+                assert t.title and t.title == t.annotations.title, name
                 assert t.output_schema and t.output_schema.get("type") == "object", name
                 assert t.input_schema["type"] == "object"
                 a = t.annotations

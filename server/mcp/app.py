@@ -119,6 +119,9 @@ def build_server(coach: Coach, *, name: str = "coachloop") -> MCPServer:
     completions.register(mcp, coach)
 
     _concise_argument_errors(mcp)
+    for tool in mcp._tool_manager.list_tools():  # clients show the title: take it from the annotations
+        if not tool.title and tool.annotations is not None and tool.annotations.title:
+            tool.title = tool.annotations.title
     mcp.coachloop_hub = hub  # type: ignore[attr-defined]
     mcp.coachloop_coach = coach  # type: ignore[attr-defined]
     return mcp

@@ -80,6 +80,9 @@ def serve_http(coach: Coach, host: str, port: int, *, tokens: TokenSet | None, n
             s.bind((host, 0))
             port = s.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    log.warning("serving MCP over streamable HTTP at http://%s:%d/mcp (auth: %s)", shown, port, "none (loopback)" if tokens is None else f"{len(tokens)} token(s)")
+    import sys
+
+    auth = "none (loopback only)" if tokens is None else f"bearer, {len(tokens)} token(s)"
+    print(f"coachloop: serving MCP at http://{shown}:{port}/mcp (auth: {auth}); gates at http://{shown}:{port}/gates/REP/ACTIVITY", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
     uvicorn.Server(config).run()
