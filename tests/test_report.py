@@ -62,6 +62,7 @@ def test_report_data_is_right(mc):
 
 
 def test_report_page_is_self_contained(mc, tmp_path):
+    mc.store.db.execute("update reps set name = 'Ana </script><!-- Diaz' where id = 'ana'")  # must not break out of the data block
     out = tmp_path / "r" / "report.html"
     info = write_report(mc, out, team="east")
     text = out.read_text()
@@ -71,6 +72,7 @@ def test_report_page_is_self_contained(mc, tmp_path):
     assert "Content-Security-Policy" in text
     payload = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', text, re.S).group(1)
     assert json.loads(payload)["scope"]["label"] == "team east"
+    assert "Ana </script><!-- Diaz" in [r["name"] for r in json.loads(payload)["reps"]]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="LOUD: chromium is not installed, the browser check of the report did NOT run; run scripts/install_chromium.sh")
