@@ -304,3 +304,32 @@ def test_two_processes_on_one_database_handle_each_event_once(coach, fake, tmp_p
     assert count(s, "select count(*) n from events where type = 'gap.remediated'") == 3
     assert count(s, "select count(*) n from assignments") == 3
     assert sorted(g for g, _ in fake.calls) == [1, 2, 3]
+
+
+def test_a_managers_lift_stands_in_for_certification(coach, fake):
+    s = coach.store
+    weak_calls(s)
+    o = Orchestrator(coach)
+    o.run_pending()
+    gap = s.one("select * from gaps")
+    with s.transaction() as db:
+        db["gates"].insert({"rep_id": "ana", "activity": "demo", "certification_id": "qualification", "gap_id": gap["id"],
+                            "status": "lifted", "lifted_by": "Maya (manager)", "lift_reason": "reviewed the calls", "created_at": now_iso()})
+    add_call(s, "ana", all_pass())
+    acts = o.run_pending()
+    closed = next(a for a in acts if a["kind"] == "verify.closed")
+    assert "a manager's lift (Maya (manager))" in closed["text"]
+
+
+def test_a_still_blocked_gate_means_not_ready(coach, fake):
+    s = coach.store
+    weak_calls(s)
+    o = Orchestrator(coach)
+    o.run_pending()
+    gap = s.one("select * from gaps")
+    with s.transaction() as db:
+        for status, by in (("lifted", "Maya"), ("blocked", None)):
+            db["gates"].insert({"rep_id": "ana", "activity": "demo" if by else "dial", "certification_id": "c", "gap_id": gap["id"],
+                                "status": status, "lifted_by": by, "created_at": now_iso()})
+    add_call(s, "ana", all_pass())
+    assert [a["kind"] for a in o.run_pending()] == ["verify.early-pass"]

@@ -14,9 +14,10 @@ and reads the call's effective verdict on the gap's line:
 
 When is a rep *ready* (decision): passes only count after the rep was **certified** on the gap,
 i.e. a `certifications` row for the gap with status `passed`, newer than the gap's last reopening.
-When no certification in the playbook covers the gap's line (nothing can certify it), a passed
-practice on the gap's assignment counts instead. This keeps "close" meaning "learned in practice,
-then shown on a live call".
+When a manager lifted the gap's gates by hand (say after the attempts ran out), that decision
+stands in for the certification. When no certification in the playbook covers the gap's line
+(nothing can certify it), a passed practice on the gap's assignment counts instead. This keeps
+"close" meaning "learned in practice (or vouched for), then shown on a live call".
 
 Each verification is one transaction with one event whose cause is the given event (the
 orchestrator passes the `call.scored` event) or, by default, the call's `call.scored` event. A call
@@ -82,6 +83,17 @@ def readiness(coach, gap: dict) -> dict:
     )
     if cert:
         return {"ready": True, "by": "certification", "certification": cert["certification_id"], "certification_row": cert["id"]}
+    gate_floor = int(details.get("gate_floor") or 0)
+    lifted = store.one(
+        "select id, lifted_by, lift_reason from gates where gap_id = ? and id > ? and status = 'lifted' "
+        "and lifted_by is not null and lifted_by != 'certification' order by id desc limit 1",
+        (gap["id"], gate_floor),
+    )
+    if lifted and not store.one(
+        "select id from gates where gap_id = ? and id > ? and status in ('blocked', 'shadow') limit 1", (gap["id"], gate_floor)
+    ):
+        # a manager lifted the block by hand (e.g. after the attempts ran out): their call stands in
+        return {"ready": True, "by": f"a manager's lift ({lifted['lifted_by']})", "gate": lifted["id"]}
     covering = certifications_covering(coach, gap["scorecard_id"], gap["line_id"])
     if covering:
         return {"ready": False, "by": None, "needs": f"certification {', '.join(covering)}"}
@@ -199,6 +211,7 @@ def verify_call(coach, call_id: int, *, cause: int | None = None, remediate: boo
                 details["reopened"] = int(details.get("reopened") or 0) + 1
                 details["cert_floor"] = (store.one("select coalesce(max(id), 0) m from certifications")["m"])
                 details["assignment_floor"] = (store.one("select coalesce(max(id), 0) m from assignments")["m"])
+                details["gate_floor"] = (store.one("select coalesce(max(id), 0) m from gates")["m"])
                 call_ids = _loads(gap.get("call_ids"), [])
                 if call["id"] not in call_ids:
                     call_ids.append(call["id"])
