@@ -144,7 +144,8 @@ def report_data(coach, rep: str | None = None, team: str | None = None, since: s
 def render_html(data: dict) -> str:
     css = (ASSETS / "report.css").read_text(encoding="utf-8")
     js = (ASSETS / "report.js").read_text(encoding="utf-8")
-    payload = json.dumps(data, ensure_ascii=False, default=str).replace("</", "<\\/").replace("<!--", "<\\!--")
+    # no '<' at all inside the data block: nothing in a name can close the script or open a comment
+    payload = json.dumps(data, ensure_ascii=False, default=str).replace("<", "\\u003c")
     title = html.escape(data["title"])
     return f"""<!DOCTYPE html>
 <html lang="en">
