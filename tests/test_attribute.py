@@ -245,3 +245,12 @@ def test_team_gaps(coach):
     assert tg["line"] == "competition_explored" and tg["reps_with_gap"] == ["ana", "ben", "cara"]
     assert tg["team_rate"] == pytest.approx(4 / 15, abs=1e-3)
     assert compute_gaps(coach, "ana")[0]["line"] == "competition_explored"
+
+
+def test_a_policy_that_can_never_open_a_gap_is_reported(coach, caplog):
+    pb = coach.playbook_dir / "playbook.yaml"
+    pb.write_text(pb.read_text().replace("gap_misses: 3", "gap_misses: 7"))
+    coach.reload()
+    with caplog.at_level("WARNING", logger="coachloop"):
+        assert attribute(coach, persist=False) == []
+    assert "gap_misses (7)" in caplog.text and "window (5)" in caplog.text

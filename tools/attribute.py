@@ -32,6 +32,7 @@ Rules:
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from typing import Any
 
@@ -39,13 +40,26 @@ from playbook.models import AttributionPolicy
 from store.db import Store, StoreError, dumps, now_iso
 
 VERDICT_APPLICABLE = ("pass", "fail")
+log = logging.getLogger("coachloop")
 
 
 # --------------------------------------------------------------------------- reading verdicts
 
 
+_WARNED: set[tuple] = set()
+
+
 def _policy(coach) -> AttributionPolicy:
-    return coach.playbook.policy.attribution
+    pol = coach.playbook.policy.attribution
+    key = (pol.window, pol.gap_misses, pol.min_applicable)
+    if key not in _WARNED and (pol.gap_misses > pol.window or pol.min_applicable > pol.window):
+        _WARNED.add(key)
+        log.warning(
+            "playbook.yaml: attribution: gap_misses (%s) and min_applicable (%s) must not exceed window (%s), "
+            "or no gap can ever open; lower them or raise window",
+            pol.gap_misses, pol.min_applicable, pol.window,
+        )
+    return pol
 
 
 _ROW_COLUMNS = """
