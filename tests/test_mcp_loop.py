@@ -13,7 +13,7 @@ import pytest
 
 from mcp_types import PromptReference, ResourceTemplateReference
 
-from mcp_helpers import client, error_text, read_json, structured
+from mcp_helpers import ERAS, client, error_text, read_json, structured
 from server.demo_data import DEMO_DATA
 from server.mcp import build_server
 
@@ -193,13 +193,14 @@ def test_whole_loop_through_mcp_tools(loop_coach):
     anyio.run(main)
 
 
-def test_rescore_and_score_batch_send_progress(loop_coach):
+@pytest.mark.parametrize("mode", ERAS)
+def test_rescore_and_score_batch_send_progress(loop_coach, mode):
     coach = loop_coach
     server = build_server(coach)
     calls = sorted(MANIFEST["calls"], key=lambda e: e["at"])
 
     async def main():
-        async with client(server, "legacy") as c:
+        async with client(server, mode) as c:
             progress: list[tuple] = []
 
             async def on_progress(p, total, message):
