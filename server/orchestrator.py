@@ -116,6 +116,13 @@ class Orchestrator:
         row = self.store.one("select count(*) n from events where id > ?", (self.cursor,))
         return row["n"] if row else 0
 
+    def status(self) -> dict:
+        """{cursor, last_event, pending, failing: {event_id: attempts}} for `coachloop run --status`."""
+        last = self.store.one("select coalesce(max(id), 0) m from events")["m"]
+        cur = self.cursor
+        failing = {k: v for k, v in self._failures().items() if int(k) > cur}
+        return {"cursor": cur, "last_event": last, "pending": max(last - cur, 0) and self.pending(), "failing": failing}
+
     # ------------------------------------------------------------------ running
     def run_pending(self, *, limit: int | None = None) -> list[dict]:
         """Handle every event after the cursor (including those the handlers append), in order.

@@ -333,3 +333,18 @@ def test_a_still_blocked_gate_means_not_ready(coach, fake):
                                 "status": status, "lifted_by": by, "created_at": now_iso()})
     add_call(s, "ana", all_pass())
     assert [a["kind"] for a in o.run_pending()] == ["verify.early-pass"]
+
+
+def test_status_and_the_cli(coach, fake, capsys):
+    from server.cli import main as cli
+
+    s = coach.store
+    weak_calls(s)
+    o = Orchestrator(coach)
+    assert o.status() == {"cursor": 0, "last_event": 3, "pending": 3, "failing": {}}
+    where = ["--playbook", str(coach.playbook_dir), "--db", s.path]
+    assert cli(["run", "--status", *where]) == 0
+    assert "handled up to event 0 of 3; 3 pending" in capsys.readouterr().out
+    o.run_pending()
+    st = o.status()
+    assert st["pending"] == 0 and st["cursor"] == st["last_event"]

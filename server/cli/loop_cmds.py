@@ -59,6 +59,7 @@ def _register_attribution(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--limit", type=int, default=None, metavar="N", help="handle at most N events")
+    p.add_argument("--status", action="store_true", help="only say how far the loop is (cursor, pending events, failing ones)")
     add_playbook(p)
     add_db(p)
     add_json(p)
@@ -147,6 +148,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     coach = open_coach(args)
     try:
         orch = Orchestrator(coach)
+        if args.status:
+            st = orch.status()
+            if args.json:
+                emit_json(st)
+            else:
+                print(f"handled up to event {st['cursor']} of {st['last_event']}; {st['pending']} pending")
+                for eid, n in st["failing"].items():
+                    print(f"event {eid} failed {n} time(s); it is retried on the next run")
+            return 0
         before = orch.cursor
         try:
             actions = orch.run_pending(limit=args.limit)
