@@ -132,6 +132,11 @@ def test_idle_session_expires(coach):
     assert expire_sessions(coach, now=late) == [s2["session_id"]]
     assert {r["status"] for r in list_sessions(coach, "priya-raman")} == {"expired"}
     assert coach.store.one("select count(*) n from events where type = 'practice.expired'")["n"] == 2
+    # starting a new session expires the rep's idle ones on the way, no scheduler needed
+    s3 = start_session(coach, "priya-raman", "practice-agenda-set")
+    s4 = start_session(coach, "priya-raman", "practice-agenda-set", now=late)
+    assert resume(coach, s3["session_id"], now=late)["status"] == "expired"
+    assert resume(coach, s4["session_id"], now=late)["status"] == "active"
 
 
 def test_errors_are_clear(coach):

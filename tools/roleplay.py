@@ -278,9 +278,13 @@ def start_session(coach, rep: str, scenario_id: str, assignment_id: int | None =
             if asg["status"] in q.ACTIVE_ASSIGNMENT and scenario_id in (asg.get("scenario_ids") or []):
                 assignment_id = asg["id"]
                 break
+    t_now = _now(now)
+    for old in q.list_sessions(store, rep_row["id"], "active"):  # expiry needs no scheduler
+        if _expired(coach, old, t_now):
+            _expire(coach, old, t_now)
     client = _llm_client(coach)
     engine = "llm" if client is not None else "offline"
-    t = _now(now).isoformat()
+    t = t_now.isoformat()
     sid = "ps-" + uuid.uuid4().hex[:12]
     turns = [{"role": "buyer", "speaker": scenario.persona.name, "text": scenario.opening}]
     with store.transaction():
