@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
 from loopkit import CALL_A, CALL_B, PRIYA, add_call, add_gap, add_rep, ensure_discovery
 from playbook.loader import PlaybookError, load_playbook, parse_artifact_text, split_front_matter

@@ -34,7 +34,7 @@ from typing import Any
 
 from playbook.models import RubricLine, Scenario, Scorecard
 from store import loop as q
-from store.db import StoreError, now_iso
+from store.db import StoreError
 from tools.transcripts.model import Turn
 
 from .feedback import is_question, mentions
