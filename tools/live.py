@@ -28,7 +28,6 @@ import difflib
 import hashlib
 import logging
 import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable

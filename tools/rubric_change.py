@@ -36,7 +36,6 @@ from typing import Any, Callable
 from playbook.loader import parse_artifact_text
 from playbook.models import RubricLine, Scorecard
 from store import calls as call_store
-from store import versions as vstore
 from store.db import Store, dumps, now_iso
 
 log = logging.getLogger("coachloop")

@@ -283,12 +283,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 signal.signal(signal.SIGTERM, lambda *_: stop.set())
             if not args.json:
                 print(f"watching {args.watch} for transcripts (Ctrl-C to stop)", file=sys.stderr)
+            from server.cli.serve_cmds import _start_watcher
+
+            stop_live = _start_watcher(coach)  # the live playbook too: edits served at once, rollouts, re-scoring
             try:
                 summary = watch_inbox(coach, args.watch, stop_event=stop, settle=args.settle, on_result=on_result,
                                       on_error=_report_error, on_batch=lambda: react(coach, show=not args.json), **meta)
             except KeyboardInterrupt:
                 stop.set()
                 return rc
+            finally:
+                if stop_live is not None:
+                    stop_live()
             if not args.json:
                 print(f"stopped: {summary.scored} scored, {summary.duplicates} already stored, {summary.skipped} seen before, "
                       f"{len(summary.failed)} failed", file=sys.stderr)
