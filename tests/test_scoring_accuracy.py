@@ -63,3 +63,31 @@ def test_starter_rubric_tests_all_agree():
     assert len(seen) == 10
     for sid in ("demo", "outbound", "renewal", "support"):
         assert report["scorecards"][sid]["tests"] >= 2
+
+
+def _as_speech_to_text(text: str, salt: int) -> str:
+    """A punctuated turn as raw speech recognition would give it: lowercase, no punctuation, fillers."""
+    import re
+
+    words = re.sub(r"[^\w\s'$%-]", " ", text.lower().replace("’", "'")).split()
+    fillers = ["um", "uh", "you know", "like"]
+    out = []
+    for i, w in enumerate(words):
+        if (i * 7 + salt) % 17 == 0:
+            out.append(fillers[(i + salt) % len(fillers)])
+        out.append(w)
+    return " ".join(out)
+
+
+def test_dev_set_punctuated_calls_survive_speech_to_text(dev_report):
+    """The same calls with every question mark, capital and comma stripped (and fillers added)
+    score (nearly) the same: question detection does not lean on punctuation."""
+    card = load_playbook(STARTER_DIR).scorecard("discovery")
+    cases = [c for c in load_labelled(DEV_SET) if any("?" in t.text for t in c.turns)]
+    assert len(cases) >= 6
+    for n, c in enumerate(cases):
+        for k, t in enumerate(c.turns):
+            t.text = _as_speech_to_text(t.text, n + k)
+    rep = evaluate(cases, card)
+    assert rep["accuracy"] >= OVERALL_TARGET, _misses(rep)
+    assert rep["evidence_accuracy"] >= EVIDENCE_TARGET, rep["evidence_misses"]

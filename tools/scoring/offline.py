@@ -173,7 +173,7 @@ def _pitch_or_negated(sent: Sentence, a: int, kind: str) -> bool:
     if kind == "question":
         if before and (before[-1] in PITCH_BEFORE or len(before) >= 2 and before[-2] in PITCH_BEFORE):
             return True
-        if any(w in PITCH_SUBJECT for w in own):
+        if any(w in PITCH_SUBJECT for w in own[-5:]):
             return True
         return bool(OFFER.match(clause.text))
     return any(w in NEGATION for w in before)

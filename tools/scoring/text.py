@@ -52,7 +52,7 @@ SUBJ = {
     "anybody", "someone", "somebody", "anything", "everyone", "the", "these", "those", "any", "something",
     "our", "my", "his", "her", "their", "a", "an", "each", "every", "everything", "things", "people",
 }
-INVERT_SUBJ = {"you", "there", "y'all", "anyone", "anybody", "someone", "somebody", "anything"}
+INVERT_SUBJ = {"you", "there", "y'all", "anyone", "anybody", "someone", "somebody", "anything", "something"}
 PRON = {
     "i", "we", "you", "they", "he", "she", "it", "i'm", "we're", "you're", "they're", "it's", "i've", "we've",
     "you've", "they've", "i'd", "we'd", "you'd", "they'd", "i'll", "we'll", "you'll", "they'll", "he's",
@@ -290,6 +290,8 @@ def _wh_question(ws: list[str], j: int, start: int = 0) -> bool:
     """Is the wh-word at position j the head of a direct question?"""
     w = ws[j]
     prev = ws[j - 1] if j > 0 else ""
+    if w == "who" and j + 1 < len(ws) and ws[j + 1] == "else" and prev not in {"know", "see", "saw", "wonder", "sure"}:
+        return True  # "besides the two of you who else would have a say"
     if prev in EMBED_BEFORE or prev in PRON and prev not in {"this"}:
         return False
     if w in WH_CONTR:
@@ -356,7 +358,7 @@ def clause_cue(ws: list[str]) -> bool:
             return True
         if j > 0 and w in AUX and j + 1 < len(ws) and ws[j + 1] in INVERT_SUBJ:
             prev = ws[j - 1]
-            if prev not in PRON and prev not in {"to", "that", "if", "whether", "than", "as", "let", "what", "who", "where", "when", "how", "which"}:
+            if prev not in PRON and prev not in {"to", "that", "if", "whether", "than", "as", "let", "what", "who", "where", "when", "how", "which", "there", "here"}:
                 return True
     if IN_SITU.search(text):
         return True
@@ -442,7 +444,7 @@ def _analyse_text(text: str, punctuated: bool) -> tuple[list[Sentence], str, int
         groups: list[list[Word]] = [[]]
         for k, w in enumerate(words):
             split = breaks[k]
-            if k > 0 and w.norm in DISCOURSE and words[k - 1].norm not in NO_SPLIT_AFTER:
+            if k > 0 and w.norm in DISCOURSE and (w.norm not in ADJ_DISCOURSE or words[k - 1].norm not in NO_SPLIT_AFTER):
                 prevw = words[k - 1].norm
                 if not (w.norm in {"so", "and", "or", "then", "now", "well", "also"} and prevw in {"and", "or", "but", "so", "as", "even", "just", "right", "if", "than", "more", "less", "even", "up", "down", "back", "by"}):
                     split = True
@@ -457,9 +459,14 @@ def _analyse_text(text: str, punctuated: bool) -> tuple[list[Sentence], str, int
                 and k + 2 < len(words) and words[k + 2].norm in SUBJ
             ):
                 split = True
+            if k > 0 and not split and w.norm in {"when", "if", "once", "whenever"} and words[k - 1].norm not in {
+                "know", "see", "ask", "wonder", "wondering", "curious", "sure", "even", "as", "only", "and", "or", "but", "so", "like", "tell", "me",
+                "check", "unclear", "clear", "matter", "decide", "regardless", "exactly", "just", "especially", "say"}:
+                split = True  # "...solves the problem first | when you say end of q3, is that a hard deadline"
             if split and groups[-1]:
                 groups.append([])
             groups[-1].append(w)
+        groups = [h for g in groups for h in _split_at_questions(g)]
         sent = Sentence(start=words[0].start, end=words[-1].end, ends_q=ends_q, words=words, open_end=si_ in open_end)
         for g in groups:
             ws = [w.norm for w in g]
@@ -479,6 +486,30 @@ def _analyse_text(text: str, punctuated: bool) -> tuple[list[Sentence], str, int
         turn_words.extend(parts)
         sentences.append(sent)
     return sentences, " ".join(turn_words), len(turn_words)
+
+
+ADJ_DISCOURSE = {"okay", "great", "perfect", "awesome", "cool", "nice", "alright", "yes", "yeah", "yep", "well", "now", "then"}
+
+
+def _split_at_questions(group: list[Word]) -> list[list[Word]]:
+    """Start a new clause where a direct question begins mid-clause: "...that's doable | what does
+    the approval process look like", so the pitch before it is not part of the question."""
+    ws = [w.norm for w in group]
+    cuts = []
+    for j in range(2, len(ws)):
+        if (ws[j] in WH or ws[j] in WH_CONTR) and ws[j - 1] not in DISCOURSE and ws[j - 1] not in {"like", "about", "of", "on", "in", "at", "for", "to", "with", "from"} \
+                and ws[j - 1] not in EMBED_BEFORE and _wh_question(ws, j) and (j + 1 < len(ws) and (ws[j + 1] in AUX or ws[j] in WH_CONTR or ws[j + 1] == "else")):
+            cuts.append(j)
+    if not cuts:
+        return [group]
+    out, prev = [], 0
+    for j in cuts:
+        if _is_topic(ws[prev:j]):
+            continue  # "and on the budget side what are you working with": a fronted topic, keep it
+        out.append(group[prev:j])
+        prev = j
+    out.append(group[prev:])
+    return [g for g in out if g]
 
 
 def _mark_questions(sent: Sentence, punctuated: bool) -> None:
@@ -505,8 +536,8 @@ def _mark_questions(sent: Sentence, punctuated: bool) -> None:
             return
     on = False
     for k in range(len(cl) - 1):
-        if cl[k + 1].cue and not cl[k].cue and _subordinate(cl[k].text):
-            cl[k].cue = True  # "and if you changed nothing" + "what happens"
+        if cl[k + 1].cue and not cl[k].cue and (_subordinate(cl[k].text) or _is_topic(cl[k].text.split())):
+            cl[k].cue = True  # "and if you changed nothing" + "what happens"; "budget wise" + "are you..."
     for c in cl:
         if c.cue:
             c.question = True
@@ -523,6 +554,15 @@ EMBED_CONTEXT = re.compile(
     r"\b(about|understand|understanding|learn|learning|hear|hearing|know|knowing|see|seeing|explore|exploring|"
     r"figure out|sense of|look at|looking at|walk you through|show you|cover|covering|discuss|talk about|talking about)\b"
 )
+
+
+def _is_topic(ws: list[str]) -> bool:
+    """A short fronted topic before a question: "and on the money side", "budget wise", "in terms of timing"."""
+    body = [w for w in ws if w not in DISCOURSE]
+    if not body or len(body) > 6 or not _is_fragment(body):
+        return False
+    return body[0] in {"on", "in", "as", "for", "about", "regarding", "re", "around", "with", "from", "timing", "budget"} \
+        or body[-1] in {"wise", "side", "front", "end"}
 
 
 def _subordinate(text: str) -> bool:
