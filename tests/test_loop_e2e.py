@@ -191,14 +191,25 @@ def test_whole_loop_through_the_cli(tmp_path, capsys):
     rc, out = run_cli(capsys, "rep", "add", r["name"], "--segment", r["segment"], "--team", r["team"], *where)
     assert rc == 0, out  # the other rep is added by `score --rep`
     ids = {}
-    for e in sorted(MANIFEST["calls"], key=lambda e: e["at"]):
-        if e["outcome"] != "open":  # the deal's outcome is known before its call is scored
+    by_file = {e["file"]: e for e in MANIFEST["calls"]}
+    # calls whose deals do not matter here are scored several to a command (one JSON line each)
+    for rep, files in (("Jordan Ellis", ["06-jordan-pinecrest-landscaping.txt", "07-jordan-ridgeway-roofing.json", "08-jordan-alder-pools.vtt"]),
+                       ("Priya Raman", ["01-priya-harbor-plumbing.txt", "02-priya-copperline-hvac.vtt"])):
+        rc, out = run_cli(capsys, "score", *[DEMO_DATA / f for f in files], "--rep", rep, "--segment", "mid-market",
+                          "--at", "2026-10-01T09:00:00Z", "--json", *where)
+        assert rc == 0, out
+        for f, line in zip(files, out.strip().splitlines()):
+            ids[f] = json.loads(line)["call"]
+    # Priya's weak calls, with their deals; a deal's outcome is known before its call is scored
+    for f in ("03-priya-brightwater-pest.txt", "04-priya-kestrel-electrical.vtt", "05-priya-halden-home.txt"):
+        e = by_file[f]
+        if e["outcome"] != "open":
             rc, out = run_cli(capsys, "deal", "record", e["deal"], "--rep", e["rep"], "--outcome", e["outcome"], *where)
             assert rc == 0, out
         # `score` lets the loop react at once (attribution, remediation) without a separate `run`
-        res = cli_json(capsys, "score", DEMO_DATA / e["file"], "--rep", e["rep"], "--segment", "mid-market",
+        res = cli_json(capsys, "score", DEMO_DATA / f, "--rep", e["rep"], "--segment", "mid-market",
                        "--deal", e["deal"], "--stage", e["stage"], "--at", e["at"], *where)
-        ids[e["file"]] = res["call"]
+        ids[f] = res["call"]
 
     rc, out = run_cli(capsys, "run", *where)
     assert rc == 0 and "nothing to do" in out
