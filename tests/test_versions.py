@@ -100,6 +100,12 @@ def test_scorecard_diff_summary_and_unified(coach, playbook_dir):
     assert back["lines"]["added"] == ["competition_explored"]
     with pytest.raises(StoreError, match="unknown scorecard 'nope'"):
         scorecard_diff(coach, "nope")
+    # a revert: the previous live version is compared, not the oldest stored one
+    (playbook_dir / "scorecards" / "discovery.yaml").write_text(artifact_text(coach, "scorecards", "discovery", v1)["text"])
+    coach.reload()
+    rev = scorecard_diff(coach, "discovery")
+    assert rev["to"]["version"] == v1 and rev["from"]["version"] == d["to"]["version"]
+    assert rev["lines"]["added"] == ["competition_explored"]
 
 
 def test_cli_diff_and_show_version(coach, playbook_dir, capsys):

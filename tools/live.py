@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import logging
 import threading
 from datetime import datetime, timezone
@@ -348,7 +349,14 @@ def scorecard_diff(coach, scorecard_id: str, v1: str | None = None, v2: str | No
         raise StoreError(f"unknown scorecard '{scorecard_id}' (scorecards: {known})")
     b = artifact_text(coach, "scorecards", scorecard_id, v2)
     if v1 is None:
+        # the version that was live before this one (a revert makes an older text current again) ...
+        ev = store.one("select data from events where type = 'playbook.changed' and subject = ? and"
+                       " json_extract(data, '$.version') = ? order by id desc limit 1", (f"scorecards/{scorecard_id}", b["version"]))
+        prev = (json.loads(ev["data"]) or {}).get("previous") if ev else None
         order = [v["version"] for v in versions]
+        if prev in order:
+            order = [prev, b["version"]]
+        # ... else the one stored before it
         idx = order.index(b["version"]) if b["version"] in order else len(order)
         if idx == 0:
             raise StoreError(f"scorecard '{scorecard_id}' has only one stored version ({b['version']}) before or at "
