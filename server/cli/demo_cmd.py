@@ -269,7 +269,7 @@ def run_demo(workdir: Path, *, say: Callable[[str], None] = lambda s: None) -> d
         say(f"9. The event log ({len(events)} events, each with its cause)")
         for ev in events:
             line = format_event(ev)
-            say("   " + (line if len(line) <= 170 else line[:169] + "…"))
+            say("   " + (line if len(line) <= 170 else line[:167] + "..."))
         elapsed = time.monotonic() - t0
         say("")
         say(f"The loop closed with no human step in {elapsed:.1f}s: scored -> gap -> scenario + path + gate -> practice failed -> "
