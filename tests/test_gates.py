@@ -267,3 +267,17 @@ def test_reopened_gap_is_remediated_again_with_a_harder_scenario(trusted):
     # attempts count afresh after the pass
     r = certify(coach, _practice(coach, harder["scenario_id"], BAD))
     assert r["status"] == "failed" and r["attempt"] == 1
+
+
+def test_two_gaps_under_one_certification_each_need_their_own_practice(trusted):
+    coach, gap, asg, gates = trusted
+    a = add_call(coach.store, "priya-raman", PRIYA, CALL_B + [("Dana Whitfield", "Bye.")], {"decision_maker_identified": "fail"})
+    gap2 = add_gap(coach.store, "priya-raman", "decision_maker_identified", [a])
+    # no rubric test labels this line, so its gates are shadow ones; they still wait for their own practice
+    g2 = apply_gates_for_gap(coach, gap2)
+    assert {g["gap_id"] for g in g2} == {gap2} and not any(g["existing"] for g in g2)
+    r = certify(coach, _practice(coach, "practice-budget-confirmed", GOOD))
+    assert r["status"] == "passed"
+    assert {g["gap_id"] for g in r["lifted"]} == {gap}
+    left = list_gates(coach, "priya-raman", "active")
+    assert {g["gap_id"] for g in left} == {gap2}

@@ -10,8 +10,9 @@
   automatic practice, a manager has to step in (`coachloop gate lift ... --by --reason`);
 * records a `certifications` row with the certification's version and the gap, appends
   `certification.passed|failed`;
-* pass: lifts the rep's open gates of that certification (`gate.lifted`, by "certification") and
-  marks the assignment passed; fail: the gates stay, the assignment is marked failed, and the next
+* pass: lifts the rep's open gates of that certification whose gap is on a line the session
+  passed (`gate.lifted`, by "certification"; another open gap under the same certification keeps
+  its gates) and marks the assignment passed; fail: the gates stay, the assignment is marked failed, and the next
   practice is assigned (the next scenario of the path or certification, else a harder scenario
   generated from the gap's calls), and the gates' action points at it.
 
@@ -66,6 +67,15 @@ def _gap_for(coach, session: dict, assignment: dict | None, cert_id: str) -> int
         return assignment["gap_id"]
     rows = q.active_gates(coach.store, session["rep_id"], certification_id=cert_id)
     return next((g["gap_id"] for g in rows if g.get("gap_id")), None)
+
+
+def _gate_cleared(store, gate: dict, passed_lines: list[str]) -> bool:
+    """A certification pass lifts a gate when the gate's gap is on a line the session passed (a
+    gate with no gap, e.g. set by hand with a certification, is lifted by any pass)."""
+    if not gate.get("gap_id"):
+        return True
+    gap = q.get_gap(store, gate["gap_id"])
+    return gap is None or gap.get("status") != "open" or gap["line_id"] in passed_lines
 
 
 def certify(coach, session_id: str, *, cause: int | None = None) -> dict:
@@ -162,7 +172,7 @@ def certify(coach, session_id: str, *, cause: int | None = None) -> dict:
         lifted: list[dict] = []
         next_asg = None
         if status == "passed":
-            rows = q.active_gates(store, session["rep_id"], certification_id=cert.id)
+            rows = [g for g in q.active_gates(store, session["rep_id"], certification_id=cert.id) if _gate_cleared(store, g, passes)]
             lifted = lift_gates(coach, rows, by="certification", reason=f"certified {cert.id} in practice session {session['id']}",
                                 manual=False, cause=ev, extra={"session_id": session["id"]})
             if assignment and assignment["status"] in q.ACTIVE_ASSIGNMENT:

@@ -175,7 +175,9 @@ def _gate_dict(row: dict) -> dict:
 
 def apply_gates_for_gap(coach, gap_id: int, *, cause: int | None = None) -> list[dict]:
     """Block (or shadow-gate) the gap's rep from every activity of every certification covering the
-    gap's line. Idempotent: an activity already gated for that certification is returned as is."""
+    gap's line: one gate row per (gap, certification, activity). Idempotent: a gate already open
+    for that gap is returned as is. Two gaps under one certification keep two gates, so passing a
+    practice on one line does not lift the other's."""
     store = coach.store
     gap = q.require_gap(store, gap_id)
     if gap.get("status") not in (None, "open"):
@@ -188,7 +190,7 @@ def apply_gates_for_gap(coach, gap_id: int, *, cause: int | None = None) -> list
         status = "blocked" if trust["trusted"] else "shadow"
         action, scenario = _action_for(coach, gap["rep_id"], gap["id"], cert)
         for activity in cert.gates:
-            existing = q.active_gates(store, gap["rep_id"], activity, cert.id)
+            existing = [g for g in q.active_gates(store, gap["rep_id"], activity, cert.id) if g.get("gap_id") == gap["id"]]
             if existing:
                 out.append(_gate_dict(existing[0]) | {"existing": True})
                 continue
