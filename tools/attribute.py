@@ -71,7 +71,7 @@ _ROW_COLUMNS = """
 # The floor of a (rep, scorecard, line): the call that closed its last closed gap.
 _FLOORS = """
     select rep_id, scorecard_id, line_id,
-           max(cast(coalesce(json_extract(details, '$.closed_by_call'), 0) as integer)) as floor
+           max(cast(coalesce(case when json_valid(details) then json_extract(details, '$.closed_by_call') end, 0) as integer)) as floor
     from gaps where status = 'closed' group by rep_id, scorecard_id, line_id
 """
 
