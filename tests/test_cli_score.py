@@ -197,3 +197,13 @@ def test_score_via_subprocess_with_env(playbook_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     obj = json.loads(proc.stdout)
     assert obj["rep"] == "grace-liu" and (tmp_path / "env.db").exists()
+
+
+def test_meta_errors_are_reported_once_up_front(cli):
+    files = [str(DEV_SET / "d11.json"), str(DEV_SET / "d12.json")]
+    rc, out, err = cli("score", *files, "--at", "last tuesday")
+    assert rc == 1 and err.count("not an ISO 8601") == 1 and out == ""
+    rc, out, err = cli("ingest", *files, "--scorecard", "nope")
+    assert rc == 1 and err.count("unknown scorecard 'nope'") == 1
+    rc, out, err = cli("score", *files, "--engine", "llm")
+    assert rc == 1 and err.count("no LLM is configured") == 1

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 
 from playbook.loader import PlaybookError
 from store.db import StoreError, now_iso
+from store.deals import parse_when
 from store.reps import roster
 from tools.calls import pick_engine, prepare_call, rep_names, score_call, store_prepared
 from tools.transcripts import MAX_BYTES, TranscriptError, decode_bytes, read_transcript
@@ -51,6 +52,19 @@ class IngestSummary:
     def as_dict(self) -> dict:
         return {"files": self.files, "scored": self.scored, "duplicates": self.duplicates, "skipped": self.skipped,
                 "failed": self.failed, "calls": self.calls}
+
+
+def _check_meta(coach, meta: dict) -> None:
+    """Metadata that is wrong for every file is one error up front, not one per file."""
+    bad = [k for k in meta if k not in META_KEYS]
+    if bad:
+        raise TypeError(f"unknown call metadata: {', '.join(bad)} (known: {', '.join(META_KEYS)})")
+    if meta.get("occurred_at"):
+        parse_when(meta["occurred_at"], "occurred_at")
+    if meta.get("scorecard_id"):
+        coach.playbook.scorecard(meta["scorecard_id"])
+    elif meta.get("call_type"):
+        coach.playbook.scorecard_for(meta["call_type"])
 
 
 def _is_glob(s: str) -> bool:
@@ -182,9 +196,7 @@ def ingest_paths(
     transaction per `chunk` calls with each call in its own savepoint, so a call that fails leaves
     nothing behind and the rest of the chunk commits. `progress(done, total, file)` after each
     file; `on_result(result)` / `on_error({file, line, message})` as they happen, in file order."""
-    bad = [k for k in meta if k not in META_KEYS]
-    if bad:
-        raise TypeError(f"unknown call metadata: {', '.join(bad)} (known: {', '.join(META_KEYS)})")
+    _check_meta(coach, meta)
     files, problems = expand_paths(paths)
     summary = IngestSummary(files=len(files))
     for prob in problems:
@@ -341,9 +353,8 @@ def watch_inbox(
     loop react there); `on_skip(path)` for a file whose bytes were ingested before."""
     import watchfiles
 
-    bad = [k for k in meta if k not in META_KEYS]
-    if bad:
-        raise TypeError(f"unknown call metadata: {', '.join(bad)} (known: {', '.join(META_KEYS)})")
+    _check_meta(coach, meta)
+    pick_engine(coach, meta.get("engine"))
     root = Path(inbox).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     summary = IngestSummary()
