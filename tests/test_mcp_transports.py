@@ -284,3 +284,42 @@ def test_stdio_installed_command(playbook_dir, tmp_path, mode):
                 assert (await c.read_resource(uri)).contents[0].text.endswith("<!-- edited on disk -->\n")
 
     anyio.run(main)
+
+
+def test_event_store_replays_one_stream_and_is_bounded():
+    from server.mcp.event_store import MemoryEventStore
+
+    store = MemoryEventStore(max_events=4)
+
+    async def main():
+        a1 = await store.store_event("A", None)  # priming event
+        a2 = await store.store_event("A", {"n": 1})
+        await store.store_event("B", {"n": 2})
+        a3 = await store.store_event("A", {"n": 3})
+        got = []
+
+        async def cb(ev):
+            got.append((ev.event_id, ev.message))
+
+        assert await store.replay_events_after(a1, cb) == "A"
+        assert got == [(a2, {"n": 1}), (a3, {"n": 3})]
+        await store.store_event("B", {"n": 4})  # over the bound: the oldest (a1) is forgotten
+        assert store.size == 4
+        assert await store.replay_events_after(a1, cb) is None
+
+    anyio.run(main)
+
+
+def test_http_sse_streams_are_resumable(http_server):
+    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    hdrs = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
+    with httpx2.Client(timeout=10) as h:
+        r = h.post(http_server.url + "/mcp", json=body, headers=hdrs)
+        assert r.status_code == 200 and '"serverInfo"' in r.text
+        sid = r.headers["mcp-session-id"]
+        hdrs = {**hdrs, "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25"}
+        h.post(http_server.url + "/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=hdrs)
+        r = h.post(http_server.url + "/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=hdrs)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        assert "retry: 1000" in r.text and "\nid: " in "\n" + r.text, r.text[:300]  # priming event with an id, retry hint
+        assert '"validate_playbook"' in r.text

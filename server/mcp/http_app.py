@@ -52,7 +52,11 @@ def build_http_app(coach: Coach, *, host: str = "127.0.0.1", tokens: TokenSet | 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "server": "coachloop"})
 
-    app = mcp.streamable_http_app(host=host)
+    from .event_store import MemoryEventStore
+
+    # resumable SSE streams: a client that loses its connection mid-call reconnects with
+    # Last-Event-ID and gets what it missed (retry hint: 1 s)
+    app = mcp.streamable_http_app(host=host, event_store=MemoryEventStore(), retry_interval=1000)
     if tokens is not None:
         app = BearerAuthMiddleware(app, tokens)
     return app
