@@ -72,6 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="*", metavar="PATH", help="transcript files, folders or glob patterns")
     p.add_argument("--watch", metavar="INBOX", help="watch this folder and score every transcript dropped into it")
     p.add_argument("--settle", type=float, default=1.0, metavar="SECONDS", help="inbox: wait until a file has not changed for this long (default 1)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes that parse and score (default: one per CPU for 50 files or more, offline engine)")
     _add_meta(p)
     _common(p)
     p.set_defaults(func=cmd_ingest)
@@ -255,7 +257,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     try:
         if args.paths:
             bar = Progress(not args.json)
-            summary = ingest_paths(coach, args.paths, progress=bar, on_error=None if bar.enabled else _report_error, **meta)
+            summary = ingest_paths(coach, args.paths, progress=bar, on_error=None if bar.enabled else _report_error,
+                                   workers=args.workers, **meta)
             if bar.enabled:
                 for entry in summary.failed:
                     _report_error(entry)
