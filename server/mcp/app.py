@@ -72,6 +72,18 @@ def _concise_argument_errors(mcp: MCPServer) -> None:
     tm.call_tool = call_tool  # type: ignore[method-assign]
 
 
+def _new_server(name: str, lifespan: Any) -> MCPServer:
+    return MCPServer(
+        name,
+        title="coachloop",
+        description="A closed sales-coaching loop: score calls, attribute gaps, remediate with AI-buyer roleplay, gate and verify.",
+        instructions=INSTRUCTIONS,
+        version=_version(),
+        lifespan=lifespan,
+        log_level="WARNING",
+    )
+
+
 def build_server(coach: Coach, *, name: str = "coachloop") -> MCPServer:
     """Build the MCP server around a Coach (store + live playbook)."""
     hub_ref: dict[str, ChangeHub] = {}
@@ -81,15 +93,16 @@ def build_server(coach: Coach, *, name: str = "coachloop") -> MCPServer:
         hub_ref["hub"].remember_loop()
         yield {"coach": coach}
 
-    mcp = MCPServer(
-        name,
-        title="coachloop",
-        description="A closed sales-coaching loop: score calls, attribute gaps, remediate with AI-buyer roleplay, gate and verify.",
-        instructions=INSTRUCTIONS,
-        version=_version(),
-        lifespan=lifespan,
-        log_level="WARNING",
-    )
+    # MCPServer's constructor calls logging.basicConfig (a rich handler on the root logger, bound
+    # to the sys.stderr of that moment) when the root has no handler; logging is the
+    # application's business (the CLI configures it), so keep the root untouched.
+    root = logging.getLogger()
+    guard_handler = logging.NullHandler()
+    root.addHandler(guard_handler)
+    try:
+        mcp = _new_server(name, lifespan)
+    finally:
+        root.removeHandler(guard_handler)
     hub = ChangeHub(mcp)
     hub_ref["hub"] = hub
     hub.install()
