@@ -263,3 +263,44 @@ def test_a_policy_that_can_never_open_a_gap_is_reported(coach):
     finally:
         logger.removeHandler(handler)
     assert any("gap_misses (7)" in m and "window (5)" in m for m in seen), seen
+
+
+def test_statement_wording_edge_cases(playbook_dir, tmp_path):
+    from tools.attribute import make_statement
+    from tools.context import Coach
+
+    row = {"segment": None, "call_type": "discovery", "stage": None, "deal_stage": None}
+    one = make_statement(verb="Skipped", line_id="budget_confirmed", misses=3, applicable=3,
+                         window_rows=[dict(row, call_id=i) for i in (1, 2, 3)], miss_rows=[dict(row, call_id=i) for i in (1, 2, 3)],
+                         team_rate=None, deals_missed=1, lost_deals=1)
+    assert one == "Skipped budget_confirmed on 3 of the last 3 discovery calls (calls 1, 2, 3); no team comparison yet; that deal was lost."
+    staged = [dict(row, call_id=i, stage=st) for i, st in ((1, "demo"), (2, "discovery"), (3, "discovery"), (4, "discovery"))]
+    text = make_statement(verb="Skipped", line_id="timeline_established", misses=3, applicable=4, window_rows=staged,
+                          miss_rows=staged[1:], team_rate=0.9, deals_missed=0, lost_deals=0)
+    assert text == ("Skipped timeline_established on 3 of the last 4 discovery calls, all at the discovery stage "
+                    "(calls 2, 3, 4); team rate 90%.")
+    # a conditional line (it applies only when the buyer deflects) is 'missed', not 'skipped'
+    coach = Coach(playbook_dir, tmp_path / "full.db")
+    try:
+        add_rep(coach.store, "ana")
+        for _ in range(3):
+            add_call(coach.store, "ana", all_pass(pricing_deflection_handled="fail"))
+        (gap,) = attribute(coach, persist=False)
+        assert gap["statement"].startswith("Missed pricing_deflection_handled on 3 of the last 3 discovery calls")
+    finally:
+        coach.close()
+
+
+def test_open_gaps_most_severe_first(coach):
+    s = coach.store
+    for r in ("ana", "ben"):
+        add_rep(s, r)
+    for i in range(5):
+        add_deal(s, f"d{i}", "ana", outcome="lost")
+        add_call(s, "ana", {"budget_confirmed": "fail", "agenda_set": "fail" if i < 3 else "pass"}, deal_id=f"d{i}")
+        add_call(s, "ben", {"budget_confirmed": "pass", "agenda_set": "fail" if i in (0, 2) else "pass"})
+    attribute(coach)
+    lines = [g["line"] for g in open_gaps(coach, "ana")]
+    assert lines == ["budget_confirmed", "agenda_set"]
+    assert [g["line"] for g in open_gaps(coach, line_id="agenda_set")] == ["agenda_set"]
+    assert open_gaps(coach, "ben") == []
