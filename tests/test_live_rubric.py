@@ -203,3 +203,20 @@ def test_rescore_in_worker_processes_matches_in_process(seeded, playbook_dir):
 
     assert rescore(coach, "discovery", force=True)["changed_calls"] == 0  # same verdicts as scoring in-process
     assert all(v["verdict"] != "pass" for (c, ln), v in after.items() if ln == "budget_confirmed")
+
+
+def test_stop_mid_chunk_writes_nothing_and_resumes(seeded, playbook_dir):
+    coach = seeded
+    _change(coach, playbook_dir, **IMPOSSIBLE)
+    [job] = job_status(coach)
+    asked = []
+
+    def stop():
+        asked.append(1)
+        return len(asked) > 3  # the server shuts down while the first chunk is being scored
+
+    st = rubric_change.run_job(coach, job["id"], chunk=5, stop=stop)
+    assert st["status"] == "running" and st["done"] == 0
+    assert coach.store.one("select count(*) n from calls where scorecard_version = ?",
+                           (coach.playbook.version_of("scorecards", "discovery"),))["n"] == 0
+    assert run_pending_jobs(coach, chunk=5)[0]["done"] == 8

@@ -441,6 +441,8 @@ def _walk(coach, job_id, params, card, version, cache, engine, chunk, t0, max_se
                 news = dict(zip((c["id"] for c in batch), pool.map(_worker_score, args, chunksize=8)))
             else:
                 for c, ids in todo:
+                    if stop is not None and stop():
+                        return job_status(coach, job_id)[0]  # nothing of this chunk written: redone on resume
                     lines = [ln for ln in card.lines if ln.id in set(ids)]
                     news[c["id"]] = score_lines(c["turns"], c["format"], c["source_name"], c["rep_speaker"], card, lines,
                                                 version, engine[0], engine[1])
