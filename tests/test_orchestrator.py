@@ -348,3 +348,16 @@ def test_status_and_the_cli(coach, fake, capsys):
     o.run_pending()
     st = o.status()
     assert st["pending"] == 0 and st["cursor"] == st["last_event"]
+
+
+def test_handle_call(coach, fake):
+    s = coach.store
+    ids = weak_calls(s)
+    acts = Orchestrator(coach).handle_call(ids[-1])
+    assert any(a["kind"] == "gap.opened" for a in acts)
+    assert Orchestrator(coach).handle_call(ids[-1]) == []  # already handled
+    from store.db import StoreError
+
+    silent = add_call(s, "ana", all_pass(), event=False)
+    with pytest.raises(StoreError, match=f"call {silent} has no call.scored event"):
+        Orchestrator(coach).handle_call(silent)
