@@ -220,3 +220,19 @@ def test_stop_mid_chunk_writes_nothing_and_resumes(seeded, playbook_dir):
     assert coach.store.one("select count(*) n from calls where scorecard_version = ?",
                            (coach.playbook.version_of("scorecards", "discovery"),))["n"] == 0
     assert run_pending_jobs(coach, chunk=5)[0]["done"] == 8
+
+
+def test_cli_jobs_run_and_list(seeded, playbook_dir, capsys):
+    from server.cli import main as cli_main
+
+    coach = seeded
+    edit_line(playbook_dir, "discovery", "budget_confirmed", **IMPOSSIBLE)
+    args = ["--playbook", str(playbook_dir), "--db", coach.store.path]
+    assert cli_main(["jobs", "--run", *args]) == 0  # the CLI sees the change, queues the job and runs it
+    out = capsys.readouterr().out
+    assert "done: scorecard discovery" in out and "changed budget_confirmed" in out and "8/8 calls" in out
+    assert "budget_confirmed: pass->fail x" in out
+    assert cli_main(["jobs", "--json", *args]) == 0
+    import json as _json
+
+    assert _json.loads(capsys.readouterr().out)["jobs"][0]["status"] == "done"

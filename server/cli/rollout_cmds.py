@@ -47,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--run", action="store_true", help="run pending playbook changes and re-scoring jobs now")
+    p.add_argument("--workers", type=int, default=None, help="with --run: processes that score (offline engine; default 1)")
     add_playbook(p)
     add_db(p)
     add_json(p)
@@ -113,7 +114,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             orch = Orchestrator(coach)
             orch.run_pending()
 
-            ran = run_pending_jobs(coach)
+            ran = run_pending_jobs(coach, workers=args.workers)
             if ran:
                 orch.run_pending()
         rows = job_status(coach)
