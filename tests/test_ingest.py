@@ -158,3 +158,26 @@ def test_watch_inbox_scores_each_file_once_across_restarts(playbook_dir, tmp_pat
     assert n_calls(coach) == 4
     assert [e["type"] for e in coach.store.events()].count("call.scored") == 4
     coach.close()
+
+
+def test_watch_inbox_retries_a_file_read_while_half_written(playbook_dir, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    coach = Coach(playbook_dir, tmp_path / "h.db")
+    errors: list[dict] = []
+    stop, th, box = _run_watch(coach, inbox, on_error=errors.append)
+    try:
+        full = (DEV_SET / "d14.json").read_text()
+        target = inbox / "d14.json"
+        target.write_text(full[: len(full) // 3])  # the exporter stalls mid-file
+        assert _wait(lambda: len(errors) == 1)
+        assert coach.store.one("select status from ingested_files")["status"] == "failed"
+        target.write_text(full)  # ... then finishes it
+        assert _wait(lambda: n_calls(coach) == 1)
+    finally:
+        stop.set()
+        th.join(10)
+    assert box["summary"].scored == 1 and len(box["summary"].failed) == 1
+    statuses = sorted(r["status"] for r in coach.store.query("select status from ingested_files"))
+    assert statuses == ["failed", "scored"]
+    coach.close()
