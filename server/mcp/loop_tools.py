@@ -67,7 +67,7 @@ def _actions(raw: list[dict]) -> list[LoopAction]:
         out.append(
             LoopAction(
                 kind=str(a.get("kind")),
-                text=clip(a.get("text"), 600),
+                text=clip(for_mcp(a.get("text")), 600),
                 rep=a.get("rep"),
                 gap_id=d.get("gap_id") if isinstance(d.get("gap_id"), int) else None,
                 scenario_id=d.get("scenario_id") if isinstance(d.get("scenario_id"), str) else None,

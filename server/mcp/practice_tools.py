@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from tools.context import Coach
 
-from .common import annotations, clip, guard
+from .common import annotations, clip, for_mcp, guard
 from .loop_tools import DETAIL_FIELD, Detail, GateCheckResult, GateOut, LoopAction, gate_result, rep_id_of, run_loop, trigger_event
 
 log = logging.getLogger("coachloop.mcp")
@@ -263,7 +263,7 @@ def register(mcp, coach: Coach) -> None:
                 session_id=r.get("session_id") or session_id, rep=r.get("rep_id") or "", status=status, certification_id=r.get("certification_id"),
                 score=r.get("score"), pass_mark=r.get("pass_mark"), attempt=r.get("attempt"), attempts_allowed=r.get("attempts_allowed"),
                 lines=list(r.get("lines") or [])[:30], lifted=lifted, next_scenario=r.get("next_scenario"), next_assignment=r.get("next_assignment"),
-                reason=r.get("reason"), summary=summary, next_action=nxt,
+                reason=for_mcp(r.get("reason")) or None, summary=summary, next_action=for_mcp(nxt),
             )
 
     try:
