@@ -64,9 +64,16 @@ def _parse(ts: str | None) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
+def _iso(dt: datetime) -> str:
+    """Session times keep milliseconds: a practice that ends within the second a playbook change
+    landed must still sort after it (rollouts compare the two)."""
+    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
 def _now(now: datetime | str | None) -> datetime:
     if now is None:
-        return datetime.now(timezone.utc).replace(microsecond=0)
+        now = datetime.now(timezone.utc)
+        return now.replace(microsecond=now.microsecond // 1000 * 1000)
     if isinstance(now, str):
         parsed = _parse(now)
         if parsed is None:
@@ -223,7 +230,7 @@ def _expired(coach, row: dict, now: datetime) -> bool:
 
 def _expire(coach, row: dict, now: datetime) -> None:
     with coach.store.transaction():
-        q.update_session(coach.store, row["id"], status="expired", ended_at=now.isoformat())
+        q.update_session(coach.store, row["id"], status="expired", ended_at=_iso(now))
         coach.store.event(
             "practice.expired",
             rep_id=row["rep_id"],
@@ -284,7 +291,7 @@ def start_session(coach, rep: str, scenario_id: str, assignment_id: int | None =
             _expire(coach, old, t_now)
     client = _llm_client(coach)
     engine = "llm" if client is not None else "offline"
-    t = t_now.isoformat()
+    t = _iso(t_now)
     sid = "ps-" + uuid.uuid4().hex[:12]
     turns = [{"role": "buyer", "speaker": scenario.persona.name, "text": scenario.opening}]
     with store.transaction():
@@ -369,7 +376,7 @@ def reply(coach, session_id: str, text: str, *, now: datetime | str | None = Non
                 f"practice session {row['id']} changed while the buyer was answering (another message or an end); "
                 f"see it with `coachloop practice show {row['id']}` and send your message again"
             )
-        q.update_session(coach.store, row["id"], turns=turns, state=state, last_activity_at=t_now.isoformat())
+        q.update_session(coach.store, row["id"], turns=turns, state=state, last_activity_at=_iso(t_now))
     return {
         "session_id": row["id"],
         "buyer": answer,
@@ -439,8 +446,8 @@ def end_session(coach, session_id: str, *, now: datetime | str | None = None) ->
             score=score,
             passed=int(passed),
             engine=f"{engine}:{getattr(res, 'engine_version', '')}".rstrip(":"),
-            ended_at=t_now.isoformat(),
-            last_activity_at=t_now.isoformat(),
+            ended_at=_iso(t_now),
+            last_activity_at=_iso(t_now),
         )
         coach.store.event(
             "practice.ended",
