@@ -139,13 +139,14 @@ def _quote(tt: TurnText, sent: Sentence, a: int, b: int, from_clause: int | None
     if s1 - s0 <= MAX_QUOTE:
         return text[s0:s1].strip()
     ms, me = sent.span_of(a, b)
-    if from_clause is not None:
-        c = sent.clauses[from_clause]
-        if c.words:
-            ms = min(ms, c.words[0].start)
-    start = max(s0, min(ms, me - MAX_QUOTE // 2))
-    if start > s0:  # back to a word start
-        sp = text.rfind(" ", s0, start)
+    cs = ms
+    if from_clause is not None and sent.clauses[from_clause].words:
+        cs = min(ms, sent.clauses[from_clause].words[0].start)  # from the start of the clause that asks
+    if me - cs <= MAX_QUOTE:
+        start = cs
+    else:
+        start = max(cs, ms - MAX_QUOTE // 3)
+        sp = text.rfind(" ", s0, start)  # back to a word start
         start = sp + 1 if sp >= s0 else s0
     end = min(s1, start + MAX_QUOTE)
     if end < s1:
