@@ -225,7 +225,7 @@ def test_opening_line_evidence_late_in_the_call_fails(fake_openai, client):
                        "reason": "agenda"}
     fake_openai.reply_json(ans)
     v = line(score_with_llm(turns(late), SCORECARD, client=client), "agenda_set")
-    assert v.verdict == "fail" and "after the opening" in v.reason and v.turn == 8
+    assert v.verdict == "fail" and "after the opening (turn 8;" in v.reason and v.turn is None
 
 
 def test_missing_unknown_and_duplicate_lines(fake_openai, client, caplog):

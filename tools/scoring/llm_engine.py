@@ -351,10 +351,10 @@ def check_line(line: RubricLine, ans: JudgeLine | None, turns: Sequence[tuple[st
                     scorecard.id, line.id, why, ans.turn, quote[:120])
         return LineVerdict(id=line.id, verdict="fail", turn=None, quote=None, reason=why)
     if line.where == "opening" and found_idx >= scorecard.opening_turns:
-        return LineVerdict(id=line.id, verdict="fail", turn=found_idx, quote=found_text,
+        return LineVerdict(id=line.id, verdict="fail", turn=None, quote=None,
                            reason=f"evidence is after the opening (turn {found_idx}; the opening is the first {scorecard.opening_turns} turns)")
     if line.where == "closing" and found_idx < n - scorecard.closing_turns:
-        return LineVerdict(id=line.id, verdict="fail", turn=found_idx, quote=found_text,
+        return LineVerdict(id=line.id, verdict="fail", turn=None, quote=None,
                            reason=f"evidence is before the closing (turn {found_idx}; the closing is the last {scorecard.closing_turns} turns)")
     if ans.turn is not None and ans.turn != found_idx:
         log.info("llm judge: scorecard %s line %s: quote is in turn %d, not %s; turn corrected",
