@@ -505,3 +505,12 @@ def test_checks_never_overturn_the_hand_labels_on_the_dev_set(fake_openai, clien
             else:
                 wrong.append((f, v.id, lab["verdict"], v.verdict, v.reason))
     assert total >= 100 and right == total, wrong
+
+
+def test_closing_line_evidence_early_in_the_call_fails(fake_openai, client):
+    ans = good_answer()
+    ans["lines"][5] = {"id": "next_step_booked", "verdict": "pass", "turn": 2,
+                       "quote": "What's going on with activity data today", "reason": "x"}
+    fake_openai.reply_json(ans)
+    v = line(score_with_llm(turns(), SCORECARD, client=client), "next_step_booked")
+    assert v.verdict == "fail" and "before the closing (turn 2;" in v.reason
