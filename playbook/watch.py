@@ -6,7 +6,7 @@ write a file in several steps), then calls `reload()` once, with no arguments; t
 `coach.reload` (see `tools/live.py`), so this module knows nothing of the store or the tools.
 
 - Temp and swap files are ignored: hidden names (`.discovery.yaml.tmp`, `.#file`), `*.tmp`,
-  `*.swp`/`*.swx`/`*.swo`, `*~`, `#file#`, vim's `4913` probe, `.git/`, `__pycache__/`. An
+  `*.swp`/`*.swx`/`*.swo`, `*~`, `#file#`, vim's `4913` probe, `sed -i`'s `sedXXXXXX`, `.git/`, `__pycache__/`. An
   atomic save (write a temp file, rename it over the real one) shows up as a change of the real
   file, so it is picked up once.
 - `start()` returns once the OS watch is in place (a change saved right after `start()` is seen).
@@ -31,7 +31,7 @@ from typing import Any, Callable
 log = logging.getLogger("coachloop")
 
 _IGNORED_DIRS = {".git", "__pycache__", ".hg", ".svn", ".idea", ".vscode", "node_modules"}
-_TEMP = re.compile(r"(\.tmp|\.temp|\.swp|\.swx|\.swo|\.bak|\.orig|\.part|~)$|^#.*#$|^4913$", re.I)
+_TEMP = re.compile(r"(\.tmp|\.temp|\.swp|\.swx|\.swo|\.bak|\.orig|\.part|~)$|^#.*#$|^4913$|^sed[A-Za-z0-9]{6}$", re.I)
 
 
 def is_ignored(root: Path, path: str | Path) -> bool:

@@ -16,7 +16,7 @@ from tools.live import LiveService, artifact_problems, artifact_text, enable_liv
 def test_is_ignored_temp_and_swap_files(tmp_path):
     root = tmp_path
     for name in [".discovery.yaml.tmp", "discovery.yaml.swp", ".discovery.yaml.swx", "discovery.yaml~", "#discovery.yaml#",
-                 "4913", "x.tmp", ".git/index", "scorecards/.hidden.yaml", "__pycache__/a.pyc"]:
+                 "4913", "sedDulOmX", "x.tmp", ".git/index", "scorecards/.hidden.yaml", "__pycache__/a.pyc"]:
         assert is_ignored(root, root / name), name
     for name in ["scorecards/discovery.yaml", "scenarios/new.md", "playbook.yaml", "paths/p.yml"]:
         assert not is_ignored(root, root / name), name
