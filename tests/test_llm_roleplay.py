@@ -78,6 +78,14 @@ def test_opening_added_when_turns_start_with_the_rep(client, fake_openai):
     assert msgs[2] == {"role": "user", "content": "Hi Dana\nQuick question"}  # consecutive rep turns merged
 
 
+def test_session_style_turns_with_names_and_roles(client, fake_openai):
+    fake_openai.reply("Fine.")
+    buyer_reply(client, SCENARIO, [{"role": "buyer", "speaker": "Dana Whitfield", "text": SCENARIO.opening},
+                                   {"role": "rep", "speaker": "Priya Raman", "text": "What made you take the call?"}])
+    msgs = fake_openai.completions()[0]["body"]["messages"]
+    assert [m["role"] for m in msgs] == ["system", "assistant", "user"]
+
+
 def test_deflection_timing_is_in_the_briefing():
     assert "The rep has now spoken" not in system_prompt(SCENARIO, 1)
     assert "The rep has now spoken 3 times" in system_prompt(SCENARIO, 3)

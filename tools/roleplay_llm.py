@@ -121,8 +121,12 @@ def _messages(scenario: Scenario, turns: Sequence[dict], scorecard: Scorecard | 
 
 
 def _speaker(t: dict) -> str:
-    s = str(t.get("speaker") or t.get("role") or "").lower()
-    return "buyer" if s == "buyer" else "rep"
+    """"rep" or "buyer" from {"speaker": "rep"|"buyer"} or {"role": ..., "speaker": <name>}."""
+    for key in ("role", "speaker"):
+        v = str(t.get(key) or "").lower()
+        if v in ("rep", "buyer"):
+            return v
+    return "rep"
 
 
 _STAGE = re.compile(r"^\s*[\(\[\*][^)\]\*]{1,80}[\)\]\*]\s*")
@@ -150,7 +154,7 @@ def clean_reply(text: str, scenario: Scenario) -> str:
 
 
 def _leaks(reply: str, scenario: Scenario, turns: Sequence[dict]) -> bool:
-    """True when the reply gives away the briefing: its marker, or most hidden facts at once."""
+    """True when the reply gives away the briefing: its marker, or every hidden fact at once."""
     low = reply.lower()
     if _BRIEF_MARK.lower() in low or "hidden facts" in low:
         return True
