@@ -106,7 +106,7 @@ SPOKEN = {"gonna": ["going", "to"], "wanna": ["want", "to"], "gotta": ["got", "t
 NO_SPLIT_AFTER = {
     "a", "an", "the", "very", "pretty", "really", "is", "are", "was", "were", "be", "been", "it's", "that's",
     "sounds", "sound", "looks", "look", "seems", "feel", "feels", "not", "too", "super", "more", "most", "so",
-    "how", "what", "just", "quite", "all", "fairly", "reasonably", "this", "that", "which",
+    "how", "what", "just", "quite", "all", "fairly", "reasonably", "this", "that", "which", "it", "be", "feel", "feels",
 }
 
 # "like" after these is a filler ("you guys like looking"), unless it compares ("like this")
@@ -461,7 +461,8 @@ def _analyse_text(text: str, punctuated: bool) -> tuple[list[Sentence], str, int
                 split = True
             if k > 0 and not split and w.norm in {"when", "if", "once", "whenever"} and words[k - 1].norm not in {
                 "know", "see", "ask", "wonder", "wondering", "curious", "sure", "even", "as", "only", "and", "or", "but", "so", "like", "tell", "me",
-                "check", "unclear", "clear", "matter", "decide", "regardless", "exactly", "just", "especially", "say"}:
+                "check", "unclear", "clear", "matter", "decide", "regardless", "exactly", "just", "especially", "say",
+                "okay", "alright", "fine", "mind", "right", "cool", "good"}:
                 split = True  # "...solves the problem first | when you say end of q3, is that a hard deadline"
             if split and groups[-1]:
                 groups.append([])
