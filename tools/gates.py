@@ -194,9 +194,10 @@ def apply_gates_for_gap(coach, gap_id: int, *, cause: int | None = None) -> list
             if existing:
                 out.append(_gate_dict(existing[0]) | {"existing": True})
                 continue
+            said = (gap.get("statement") or "").split(";")[0].strip().rstrip(".")
             reason = (
-                f"open gap {gap['id']} on '{gap['line_id']}' is covered by certification '{cert.id}' "
-                f"({trust['reason']})"
+                f"open gap {gap['id']} on '{gap['line_id']}'" + (f" ({said})" if said else "")
+                + f": certification '{cert.id}' required ({trust['reason']})"
             )
             if status == "shadow":
                 reason += "; shadow mode: recorded, not blocking"

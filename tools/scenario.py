@@ -492,7 +492,10 @@ def generate_scenario(
 
     _validate(coach, rel, text, card)
     if created:
-        atomic_write(target, text)
+        try:
+            atomic_write(target, text)
+        except OSError as exc:
+            raise PlaybookError(f"cannot write {target}: {exc.strerror or exc} (is the playbook folder writable?)") from None
     pb = coach.reload()
     art = pb.get("scenarios", sid)
     if art is None:
