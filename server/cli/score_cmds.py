@@ -211,7 +211,12 @@ def react(coach, show: bool = False) -> int:
             return 0
         raise
     try:
-        actions = Orchestrator(coach).run_pending()
+        orch = Orchestrator(coach)
+        if show and sys.stderr.isatty():
+            pending = orch.pending()
+            if pending > 50:
+                print(f"the loop is reacting to {pending} new event(s)...", file=sys.stderr, flush=True)
+        actions = orch.run_pending()
     except Exception as exc:  # the calls are stored; say what went wrong and how to retry
         log.debug("orchestrator failed", exc_info=True)
         err(f"the calls are stored, but the loop could not react: {exc}; it retries on the next `coachloop` run or in the server")
