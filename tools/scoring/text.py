@@ -260,7 +260,9 @@ def _drop_fillers(words: list[Word], breaks: list[bool]) -> tuple[list[Word], li
             continue
         if w == "you" and nxt == "know" and prev not in {"do", "did", "would", "does", "you'd", "i'd", "we'd", "to", "don't", "didn't", "let", "let's", "might"}:
             after = words[i + 2].norm if i + 2 < n else ""
-            if after not in {"if", "whether", "what", "how", "who", "when", "where", "why", "which", "that", "about", "of", "the", "anyone", "anybody", "someone"}:
+            after2 = words[i + 3].norm if i + 3 < n else ""
+            direct_q = after in WH and after2 in AUX  # "you know how does a purchase work": a filler before a question
+            if direct_q or after not in {"if", "whether", "what", "how", "who", "when", "where", "why", "which", "that", "about", "of", "the", "anyone", "anybody", "someone"}:
                 pending = True
                 i += 2
                 continue
