@@ -377,6 +377,8 @@ def watch_inbox(
         now = time.monotonic()
         worked = False
         for p, (sig, seen) in list(pending.items()):
+            if stop_event is not None and stop_event.is_set():
+                break  # stop promptly; the files left are picked up on the next start
             cur = _sig(p)
             if cur is None:  # removed before it was read
                 pending.pop(p, None)
