@@ -115,6 +115,9 @@ LIKE_FILLER_AFTER = {"guys", "folks", "it's", "is", "was", "are", "were", "so", 
                      "you're", "they're", "i'm", "all", "know", "mean", "honestly", "actually", "kinda"}
 LIKE_OBJECT = {"this", "that", "these", "those", "it", "me", "us", "them", "him", "her", "you", "what", "ours", "yours",
                "to", "a", "an"}
+# a phrase cannot end on these: a filler right after one splits nothing ("how uh are you")
+OPEN_PHRASE = WH | WH_CONTR | {"the", "a", "an", "of", "to", "for", "with", "about", "your", "our", "my", "their", "is",
+                               "are", "be", "and", "or", "but", "so", "if", "when", "that", "this", "i'd", "we'd", "you'd"}
 CLAUSE_STARTERS = DISCOURSE | WH | WH_CONTR | AUX | {"i", "we", "you", "let's", "let", "tell", "walk", "if", "when"}
 
 TOKEN_RE = re.compile(r"[\w$£€#@][\w$£€%'’.,:/&+@#-]*[\w%]|[\w$£€%]")
@@ -258,7 +261,7 @@ def _drop_fillers(words: list[Word], breaks: list[bool]) -> tuple[list[Word], li
             pending = True
             i += 1
             continue
-        if w == "you" and nxt == "know" and prev not in {"do", "did", "would", "does", "you'd", "i'd", "we'd", "to", "don't", "didn't", "let", "let's", "might"}:
+        if w == "you" and nxt == "know" and prev not in {"do", "did", "would", "does", "don't", "didn't", "let", "let's", "might", "could", "will"}:
             after = words[i + 2].norm if i + 2 < n else ""
             after2 = words[i + 3].norm if i + 3 < n else ""
             direct_q = after in WH and after2 in AUX  # "you know how does a purchase work": a filler before a question
@@ -273,10 +276,15 @@ def _drop_fillers(words: list[Word], breaks: list[bool]) -> tuple[list[Word], li
         if out and w == prev and w in STUTTER:
             i += 1
             continue
+        if w in {"kind", "sort"} and nxt == "of" and prev not in {
+                "what", "which", "this", "that", "the", "a", "any", "some", "same", "every", "each", "one", "these", "those",
+                "all", "no", "that's", "what's", "different", "other", "right", "wrong", "new", "first", "only"}:
+            i += 2  # "are kind of you guys on", "it's kind of a mess": a hedge, not "what kind of"
+            continue
         if w == "like" and prev in LIKE_FILLER_AFTER and nxt not in LIKE_OBJECT:
             i += 1  # "are you guys like looking at", "so like what's": a filler, not a verb
             continue
-        if pending and not breaks[i] and w not in CLAUSE_STARTERS:
+        if pending and not breaks[i] and (w not in CLAUSE_STARTERS or prev in OPEN_PHRASE):
             pending = False  # "what's um the biggest headache": a filler inside a phrase splits nothing
         out.append(words[i])
         obr.append(pending)
