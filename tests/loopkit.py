@@ -128,3 +128,34 @@ CALL_B = [
     ("Dana Whitfield", "Okay."),
     (PRIYA, "I'll follow up next week."),
 ]
+
+
+# Two labelled rubric tests on budget_confirmed (for the gates' trust check).
+ASKED = [
+    {"speaker": "Ana Rep", "text": "Thanks for the time today."},
+    {"speaker": "Bo Buyer", "text": "Sure, happy to chat about our reporting mess."},
+    {"speaker": "Ana Rep", "text": "What budget have you set aside for fixing this?"},
+    {"speaker": "Bo Buyer", "text": "About fifty thousand for the year, from the operations budget."},
+]
+NOT_ASKED = [
+    {"speaker": "Ana Rep", "text": "Thanks for the time today."},
+    {"speaker": "Bo Buyer", "text": "Sure, happy to chat about our reporting mess."},
+    {"speaker": "Ana Rep", "text": "Let me show you our dashboards, they refresh every hour."},
+    {"speaker": "Bo Buyer", "text": "Looks nice."},
+]
+
+
+def write_budget_rubric_tests(pb: Path, agree: bool) -> None:
+    """Two labelled tests on budget_confirmed; when `agree` is False the labels are the opposite
+    of what happened, so the engine disagrees with them (kappa -1)."""
+    folder = pb / "scorecards" / "tests"
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in folder.iterdir():
+        f.unlink()
+    for name, turns, verdict in (("asked", ASKED, "pass"), ("not-asked", NOT_ASKED, "fail")):
+        if not agree:
+            verdict = "fail" if verdict == "pass" else "pass"
+        (folder / f"budget-{name}.yaml").write_text(
+            yaml.safe_dump({"scorecard": "discovery", "rep": "Ana Rep", "turns": turns,
+                            "labels": {"budget_confirmed": {"verdict": verdict, "turn": 2 if verdict == "pass" else None}}})
+        )

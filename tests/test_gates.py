@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
-from loopkit import CALL_A, CALL_B, PRIYA, add_call, add_gap, add_rep, ensure_discovery
+from loopkit import CALL_A, CALL_B, PRIYA, add_call, add_gap, add_rep, ensure_discovery, write_budget_rubric_tests as _rubric_tests
 from store.db import StoreError
 from tools import gates as gates_mod
 from tools.certify import certify
@@ -18,36 +17,6 @@ from tools.gates import apply_gates_for_gap, block, clear_trust_cache, gate_chec
 from tools.paths import assign_path, list_assignments
 from tools.roleplay import end_session, reply, start_session
 from tools.scenario import generate_scenario
-
-ASKED = [
-    {"speaker": "Ana Rep", "text": "Thanks for the time today."},
-    {"speaker": "Bo Buyer", "text": "Sure, happy to chat about our reporting mess."},
-    {"speaker": "Ana Rep", "text": "What budget have you set aside for fixing this?"},
-    {"speaker": "Bo Buyer", "text": "About fifty thousand for the year, from the operations budget."},
-]
-NOT_ASKED = [
-    {"speaker": "Ana Rep", "text": "Thanks for the time today."},
-    {"speaker": "Bo Buyer", "text": "Sure, happy to chat about our reporting mess."},
-    {"speaker": "Ana Rep", "text": "Let me show you our dashboards, they refresh every hour."},
-    {"speaker": "Bo Buyer", "text": "Looks nice."},
-]
-
-
-def _rubric_tests(pb: Path, agree: bool) -> None:
-    """Two labelled tests on budget_confirmed; when `agree` is False the labels are the opposite
-    of what happened, so the engine disagrees with them (kappa -1)."""
-    folder = pb / "scorecards" / "tests"
-    folder.mkdir(parents=True, exist_ok=True)
-    for f in folder.iterdir():
-        f.unlink()
-    for name, turns, verdict in (("asked", ASKED, "pass"), ("not-asked", NOT_ASKED, "fail")):
-        if not agree:
-            verdict = "fail" if verdict == "pass" else "pass"
-        (folder / f"budget-{name}.yaml").write_text(
-            yaml.safe_dump({"scorecard": "discovery", "rep": "Ana Rep", "turns": turns,
-                            "labels": {"budget_confirmed": {"verdict": verdict, "turn": 2 if verdict == "pass" else None}}})
-        )
-
 
 def _setup(playbook_dir: Path, tmp_path: Path, agree: bool = True, attempts: int | None = None):
     ensure_discovery(playbook_dir)

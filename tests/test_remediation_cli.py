@@ -6,17 +6,16 @@ import json
 
 import pytest
 
-from loopkit import CALL_A, CALL_B, PRIYA, add_call, add_gap, add_rep, ensure_discovery
+from loopkit import CALL_A, CALL_B, PRIYA, add_call, add_gap, add_rep, ensure_discovery, write_budget_rubric_tests
 from server.cli import main
 from store.db import Store
-from test_gates import _rubric_tests
 from tools.gates import clear_trust_cache
 
 
 @pytest.fixture
 def env(playbook_dir, tmp_path):
     ensure_discovery(playbook_dir)
-    _rubric_tests(playbook_dir, agree=True)
+    write_budget_rubric_tests(playbook_dir, agree=True)
     clear_trust_cache()
     db = tmp_path / "cli.db"
     st = Store(db)
