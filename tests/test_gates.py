@@ -250,3 +250,15 @@ def test_two_gaps_under_one_certification_each_need_their_own_practice(trusted):
     assert {g["gap_id"] for g in r["lifted"]} == {gap}
     left = list_gates(coach, "priya-raman", "active")
     assert {g["gap_id"] for g in left} == {gap2}
+
+
+def test_practice_no_certification_covers_completes_its_assignment(playbook_dir, tmp_path):
+    (playbook_dir / "certifications" / "qualification.yaml").unlink()
+    coach, gap = _setup(playbook_dir, tmp_path)
+    asg = assign_path(coach, "priya-raman", gap_id=gap)
+    assert apply_gates_for_gap(coach, gap) == []  # nothing certifies the line: nothing to gate on
+    r = certify(coach, _practice(coach, "practice-budget-confirmed", GOOD))
+    assert r["status"] == "uncertified" and r["practice_passed"] is True and "no certification" in r["reason"]
+    assert [a["status"] for a in list_assignments(coach, "priya-raman")] == ["passed"]
+    assert asg["certifications"] == []
+    coach.close()

@@ -96,11 +96,14 @@ def certify(coach, session_id: str, *, cause: int | None = None) -> dict:
     assignment = q.get_assignment(store, session["assignment_id"]) if session.get("assignment_id") else None
     verdicts = {v["id"]: v["verdict"] for v in (session.get("verdicts") or [])}
     cert = _cert_for(coach, session, assignment)
-    if cert is None:
-        status = "passed" if session.get("passed") else "failed"
+    def _close_assignment() -> None:  # a practice no certification judges still completes its assignment
         if assignment and assignment["status"] in q.ACTIVE_ASSIGNMENT:
             with store.transaction():
-                q.update_assignment(store, assignment["id"], status=status, completed_at=now_iso())
+                q.update_assignment(store, assignment["id"], status="passed" if session.get("passed") else "failed",
+                                    completed_at=now_iso())
+
+    if cert is None:
+        _close_assignment()
         return {
             "status": "uncertified",
             "session_id": session["id"],
@@ -113,6 +116,7 @@ def certify(coach, session_id: str, *, cause: int | None = None) -> dict:
     targets = list(scen.model.targets) if scen else list(verdicts)
     covered = [ln for ln in cert.lines if ln in targets and ln in verdicts]
     if not covered:
+        _close_assignment()
         return {
             "status": "uncertified",
             "session_id": session["id"],
