@@ -34,7 +34,7 @@ import json
 import logging
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from store.db import Store, StoreError, dumps
 from tools import live

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from store.db import now_iso
 
@@ -78,3 +79,29 @@ def light_coach(tmp_path):
     pb.mkdir()
     (pb / "playbook.yaml").write_text((full / "playbook.yaml").read_text())
     return Coach(pb, tmp_path / "coachloop.db")
+
+
+def trust_budget_line(playbook_dir: Path) -> None:
+    """Labelled rubric tests for budget_confirmed (two passes, two fails, from the sample calls), so the
+    certification's trust check can measure agreement and the gate blocks instead of shadowing."""
+    import json
+
+    from loopkit import ensure_discovery
+    from server.demo_data import DEMO_DATA
+    from tools.transcripts import read_path
+
+    ensure_discovery(playbook_dir)
+    tests = playbook_dir / "scorecards" / "tests"
+    tests.mkdir(parents=True, exist_ok=True)
+    for name, verdict in (("01-priya-harbor-plumbing.txt", "pass"), ("03-priya-brightwater-pest.txt", "fail"),
+                          ("06-jordan-pinecrest-landscaping.txt", "pass"), ("05-priya-halden-home.txt", "fail")):
+        tr = read_path(DEMO_DATA / name)
+        rep = next(s for s in tr.speakers if s in ("Priya Raman", "Jordan Ellis"))
+        turns = [{"speaker": t.speaker, "text": t.text} for t in tr.turns]
+        turn = None
+        if verdict == "pass":
+            turn = next(i for i, t in enumerate(turns) if t["speaker"] == rep and "budget" in t["text"].lower())
+        (tests / f"e2e-{Path(name).stem}.json").write_text(json.dumps({
+            "id": f"e2e-{Path(name).stem}", "scorecard": "discovery", "rep": rep, "turns": turns,
+            "labels": {"budget_confirmed": {"verdict": verdict, "turn": turn, "note": "e2e sample"}},
+        }))

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
-import yaml
 
-from loopkit import ensure_discovery
+from loop_data import trust_budget_line  # noqa: F401 (also imported from here by tests/test_mcp_loop.py)
 from server.cli import main as cli
 from server.demo_data import DEMO_DATA
 
@@ -21,28 +19,6 @@ MANIFEST = json.loads((DEMO_DATA / "calls.json").read_text())
 SCRIPT = json.loads((DEMO_DATA / "practice.json").read_text())
 LINE = "budget_confirmed"
 REP = "priya-raman"
-
-
-def trust_budget_line(playbook_dir: Path) -> None:
-    """Labelled rubric tests for budget_confirmed (one pass, one fail, from the sample calls), so the
-    certification's trust check can measure agreement and the gate blocks instead of shadowing."""
-    from tools.transcripts import read_path
-
-    ensure_discovery(playbook_dir)
-    tests = playbook_dir / "scorecards" / "tests"
-    tests.mkdir(parents=True, exist_ok=True)
-    for name, verdict in (("01-priya-harbor-plumbing.txt", "pass"), ("03-priya-brightwater-pest.txt", "fail"),
-                          ("06-jordan-pinecrest-landscaping.txt", "pass"), ("05-priya-halden-home.txt", "fail")):
-        tr = read_path(DEMO_DATA / name)
-        rep = next(s for s in tr.speakers if s in ("Priya Raman", "Jordan Ellis"))
-        turns = [{"speaker": t.speaker, "text": t.text} for t in tr.turns]
-        turn = None
-        if verdict == "pass":
-            turn = next(i for i, t in enumerate(turns) if t["speaker"] == rep and "budget" in t["text"].lower())
-        (tests / f"e2e-{Path(name).stem}.json").write_text(json.dumps({
-            "id": f"e2e-{Path(name).stem}", "scorecard": "discovery", "rep": rep, "turns": turns,
-            "labels": {LINE: {"verdict": verdict, "turn": turn, "note": "e2e sample"}},
-        }))
 
 
 def gap_row(store):
