@@ -183,7 +183,7 @@ def format_event(ev: dict) -> str:
         except ValueError:
             data = {}
     bits = []
-    for key in ("statement", "reason", "status", "activity", "scenario_id", "score", "line"):
+    for key in ("statement", "reason", "status", "activity", "scenario_id", "score", "line", "verdict", "counted"):
         if key in data and data[key] not in (None, ""):
             val = data[key]
             bits.append(f"{key}={val:.2f}" if isinstance(val, float) else f"{key}={val}")
