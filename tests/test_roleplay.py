@@ -196,3 +196,11 @@ def test_cold_call_brush_off_is_met_with_a_question(coach):
     assert set(r["revealed"]) == {"manual-work-orders", "brush-off-reason"}
     ended = end_session(coach, s["session_id"])
     assert ended["passed"] is True and {v["id"] for v in ended["verdicts"]} == {"discovery_question", "objection_handled"}
+
+
+def test_fact_detection_in_a_model_answer():
+    from tools.roleplay import _said
+
+    fact = "We have about sixty thousand left in the ops tooling line this year."
+    assert _said(fact, "Well, we have roughly sixty thousand left in the tooling line for this year.")
+    assert not _said(fact, "Not sure yet, I'd have to check with finance.")

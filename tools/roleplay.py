@@ -364,6 +364,11 @@ def reply(coach, session_id: str, text: str, *, now: datetime | str | None = Non
             try:
                 answer = buyer_reply(client, scenario, [{"speaker": t["role"], "text": t["text"]} for t in turns], scorecard=_scorecard(coach, scenario))
                 state = {**new_state(), **state, "rep_turns": int(state.get("rep_turns", 0)) + 1}
+                state["revealed"] = list(state.get("revealed") or [])
+                for f in scenario.facts:  # which facts the model gave away, for resume/reporting
+                    if f.id not in state["revealed"] and _said(f.say, answer):
+                        state["revealed"].append(f.id)
+                        info["revealed"].append(f.id)
             except Exception as exc:
                 log.warning("roleplay: the LLM buyer failed (%s); the offline buyer answers this turn", exc)
     if answer is None:
@@ -387,6 +392,15 @@ def reply(coach, session_id: str, text: str, *, now: datetime | str | None = Non
         "rep_turns": state.get("rep_turns"),
         "status": "active",
     }
+
+
+def _said(fact: str, answer: str) -> bool:
+    """Did the buyer's answer carry the fact? Most of the fact's content words are in it."""
+    words = {w for w in re.findall(r"[a-z0-9']+", fact.lower()) if len(w) > 3}
+    if not words:
+        return False
+    got = set(re.findall(r"[a-z0-9']+", answer.lower()))
+    return len(words & got) / len(words) >= 0.6
 
 
 def _turn_objects(turns: list[dict]) -> list[Turn]:
