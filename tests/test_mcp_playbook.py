@@ -291,3 +291,23 @@ def test_reload_from_another_thread_reaches_subscribers(server, coach):
             t.join(5)
 
     anyio.run(main)
+
+
+def test_playbook_write_policy(server, coach):
+    pol = coach.playbook_dir / "playbook.yaml"
+    text = pol.read_text()
+
+    async def main():
+        async with client(server) as c:
+            bad = error_text(await c.call_tool("playbook_write", {"path": "playbook.yaml", "text": text + "\nteam_size: 9\n"}))
+            assert "team_size" in bad and pol.read_text() == text
+            bad = error_text(await c.call_tool("playbook_write", {"path": "playbook.yaml", "text": text.replace("window: 5", "window: 0", 1)}))
+            assert "window" in bad and pol.read_text() == text
+            new = text.replace("team: Starter sales team", "team: Mid-market West", 1)
+            assert new != text
+            ok = structured(await c.call_tool("playbook_write", {"path": "playbook.yaml", "text": new}))
+            assert ok["kind"] == "policy" and ok["uri"] == "playbook://policy" and ok["saved"]
+            assert coach.playbook.policy.team == "Mid-market West"
+            assert (await c.read_resource("playbook://policy")).contents[0].text == new
+
+    anyio.run(main)
