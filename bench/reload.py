@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -134,8 +135,9 @@ def bench_rescore(n: int, pool: int, seed: int, full: bool, workers: int | None 
         marker = "      - budget\n      - budgets\n"
         if marker not in text:
             raise SystemExit("cannot find budget_confirmed's phrases in the starter scorecard")
-        card.write_text(text.replace(marker, marker + "      - how much can you invest\n", 1))
+        card.write_text(text.replace(marker, "      - budgets\n      - how much can you invest\n", 1))  # 'budget' dropped
         t0 = time.perf_counter()
+        c0 = time.process_time()
         coach.reload()
         orch = Orchestrator(coach)
         orch.run_pending()
@@ -143,10 +145,12 @@ def bench_rescore(n: int, pool: int, seed: int, full: bool, workers: int | None 
         run_pending_jobs(coach, workers=workers)
         orch.run_pending()
         secs = time.perf_counter() - t0
+        cpu = time.process_time() - c0  # this process only (worker processes not included)
         [job] = job_status(coach, job["id"])
         version = coach.playbook.version_of("scorecards", "discovery")
         behind = coach.store.one("select count(*) n from calls where scorecard_version != ?", (version,))["n"]
-        out = {"calls": n, "workers": workers or 1, "seed_seconds": round(seed_s, 1), "seconds": round(secs, 2), "calls_per_s": round(n / secs, 1),
+        out = {"calls": n, "workers": workers or 1, "seed_seconds": round(seed_s, 1), "seconds": round(secs, 2), "cpu_seconds": round(cpu, 2),
+               "calls_per_s": round(n / secs, 1), "load_avg": round(os.getloadavg()[0], 1),
                "job": job["status"], "changed_calls": job["changed_calls"], "behind": behind, "flips": job["flips"]}
         if full:
             from tools.calls import rescore
@@ -187,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"rescore": r2}))
     else:
         print(f"re-score after a line change: {r2['calls']:,} stored calls in {r2['seconds']} s ({r2['calls_per_s']} calls/s, {r2['workers']} process(es)), "
-              f"job {r2['job']}, {r2['changed_calls']} calls flipped, {r2['behind']} left behind "
-              f"(generating them took {r2['seed_seconds']} s, not counted)")
+              f"job {r2['job']}, {r2['changed_calls']} calls flipped, {r2['behind']} left behind; CPU {r2['cpu_seconds']} s "
+              f"in this process, load average {r2['load_avg']} (generating them took {r2['seed_seconds']} s, not counted)")
         if "full_rescore_seconds" in r2:
             print(f"full re-score of every line, for comparison: {r2['full_rescore_seconds']} s")
     return 0 if r2["behind"] == 0 and r2["job"] == "done" else 1
