@@ -344,7 +344,8 @@ def _build(coach, gap, rep_id: str, card: Scorecard, line: RubricLine, calls: li
     filler = []
     for _, _, t in buyer_turns:
         s = _sentence(t["text"])
-        if 1 <= len(s.split()) <= 8 and s not in used and s != opening and s not in filler and not DEFLECT_RE.search(s):
+        neutral = _best_line(s, card, kw) is None and not re.search(r"\d|\b(we're on|we use|using)\b", s, re.I)
+        if 1 <= len(s.split()) <= 8 and neutral and s not in used and s != opening and s not in filler and not DEFLECT_RE.search(s):
             filler.append(s)
         if len(filler) >= 4:
             break
