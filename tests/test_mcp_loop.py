@@ -292,3 +292,22 @@ def test_loop_actions_reported_when_another_runner_handled_the_event(loop_coach,
             assert "gate.lifted" in [a["kind"] for a in ended["loop"]]
 
     anyio.run(main)
+
+
+def test_a_crash_inside_a_tool_is_a_tool_error_and_the_session_goes_on(coach, monkeypatch):
+    import tools.calls
+
+    def boom(*a, **kw):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(tools.calls, "score_call", boom)
+    server = build_server(coach)
+
+    async def main():
+        async with client(server, "legacy") as c:
+            r = await c.call_tool("score", {"transcript": "Priya Raman: hi\nBuyer Bob: hello\n"})
+            msg = error_text(r)
+            assert "internal error" in msg and "disk on fire" in msg and "stderr" in msg
+            assert small(await c.call_tool("validate_playbook", {}))["playbook"] == str(coach.playbook_dir)  # still serving
+
+    anyio.run(main)
