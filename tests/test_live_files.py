@@ -60,14 +60,18 @@ def test_a_persons_file_is_never_rewritten(coach, playbook_dir):
     b = generate_scenario(coach, rep_id="priya-raman", line_id="budget_confirmed", call_ids=calls)
     assert b["scenario_id"] != a["scenario_id"] and b["created"]
     assert path.read_text() == mine
-    # a file a person wrote at the id coachloop would pick is left alone as well
+    # a generated file someone touched, and a file a person wrote at the next id: both left alone
+    bpath = playbook_dir / b["path"]
+    bpath.write_text(bpath.read_text() + "<!-- tweaked -->\n")
+    btext = bpath.read_text()
     nxt = playbook_dir / "scenarios" / f"{a['scenario_id']}-3.md"
     nxt.write_text((playbook_dir / "scenarios" / "practice-budget-confirmed.md").read_text()
                    .replace("id: practice-budget-confirmed", f"id: {a['scenario_id']}-3", 1))
     hand = nxt.read_bytes()
     coach.reload()
-    generate_scenario(coach, rep_id="priya-raman", line_id="budget_confirmed", call_ids=calls, difficulty=3)
-    assert nxt.read_bytes() == hand
+    c = generate_scenario(coach, rep_id="priya-raman", line_id="budget_confirmed", call_ids=calls)
+    assert (b["scenario_id"], c["scenario_id"]) == (f"{a['scenario_id']}-2", f"{a['scenario_id']}-4")
+    assert nxt.read_bytes() == hand and path.read_text() == mine and bpath.read_text() == btext
 
 
 def test_live_machinery_never_writes_to_the_playbook(coach, playbook_dir):
