@@ -14,7 +14,15 @@ It reads the append-only event log from a cursor kept in the `meta` table
                            verification on the next live call; fail assigns the next practice);
                            certify appends `certification.passed|failed` with this cause
     playbook.changed    -> the live playbook's step (tools.live: rollouts, rubric changes)
+    playbook.changed    -> (tools.live) a path/scenario version with a `rollout:` block is assigned to
+                           every targeted rep (`rollout.started`); a scorecard version queues the
+                           background re-score of its stored calls (`rescore.queued`) and closes
+                           the gaps of removed lines (`gap.closed`)
     anything else       -> nothing (the cursor moves on)
+    after every event   -> practice/certification events may complete a rollout (`rollout.completed`)
+
+`run_pending()` first records the playbook versions being served (`tools.live.sync_playbook`),
+which appends `playbook.changed` / `playbook.invalid` / `playbook.recovered` for what changed.
 
 Every handled event is ONE transaction: the transition's writes, its events (each with
 `cause_id` = the triggering event; events appended by the capabilities without a cause are given
