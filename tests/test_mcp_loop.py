@@ -311,3 +311,34 @@ def test_a_crash_inside_a_tool_is_a_tool_error_and_the_session_goes_on(coach, mo
             assert small(await c.call_tool("validate_playbook", {}))["playbook"] == str(coach.playbook_dir)  # still serving
 
     anyio.run(main)
+
+
+def test_attribute_opens_the_gap_and_the_loop_remediates_it(loop_coach):
+    """Calls stored without the loop running (e.g. imported): `attribute` finds the pattern, records
+    the gap once, and reports the practice and gates the loop set for it."""
+    from store.deals import record_deal
+    from store.reps import upsert_rep
+    from tools.calls import score_call
+
+    coach = loop_coach
+    for r in MANIFEST["reps"]:
+        upsert_rep(coach.store, r["name"], segment=r["segment"])
+    for e in sorted(MANIFEST["calls"], key=lambda e: e["at"]):
+        if e["outcome"] != "open":
+            record_deal(coach.store, e["deal"], rep=e["rep"], outcome=e["outcome"])
+        score_call(coach, (DEMO_DATA / e["file"]).read_text(), rep=e["rep"], segment="mid-market", deal_id=e["deal"],
+                   stage=e["stage"], occurred_at=e["at"], source_name=e["file"])
+    server = build_server(coach)
+
+    async def main():
+        async with client(server, "auto") as c:
+            att = small(await c.call_tool("attribute", {"rep": REP}))
+            (gap,) = [g for g in att["gaps"] if g["line"] == LINE]
+            assert gap["new"] and "new" in att["summary"]
+            rem = [a for a in att["loop"] if a["kind"] == "gap.remediated" and a["gap_id"] == gap["gap_id"]]
+            assert rem and rem[0]["gates"], att["loop"]
+            again = small(await c.call_tool("attribute", {"rep": REP}))
+            assert [g["gap_id"] for g in again["gaps"] if g["line"] == LINE] == [gap["gap_id"]]
+            assert not any(g["new"] for g in again["gaps"]) and again["loop"] == []
+
+    anyio.run(main)

@@ -131,7 +131,7 @@ def trigger_event(coach: Coach, type_: str, subject: str) -> int | None:
     return row["id"] if row else None
 
 
-def run_loop(coach: Coach, trigger: int | None = None) -> tuple[list[LoopAction], str | None]:
+def run_loop(coach: Coach, trigger: int | list[int] | None = None) -> tuple[list[LoopAction], str | None]:
     """Let the orchestrator react to the events just appended, and report what the loop did about
     `trigger` (even when another runner handled it first). Never fails the calling tool."""
     err = None
@@ -143,11 +143,12 @@ def run_loop(coach: Coach, trigger: int | None = None) -> tuple[list[LoopAction]
     except Exception as exc:
         log.warning("orchestrator: %s", exc)
         err = f"the loop could not react yet: {exc}"
-    if trigger is not None:
-        mine = {a.get("event_id") for a in raw}
-        if trigger not in mine:
+    triggers = [trigger] if isinstance(trigger, int) else list(trigger or [])
+    mine = {a.get("event_id") for a in raw}
+    for t in triggers:
+        if t not in mine:
             try:
-                raw = actions_from_log(coach, trigger) + raw
+                raw = actions_from_log(coach, t) + raw
             except Exception as exc:  # reading the log back must never fail the tool
                 log.warning("reading the loop's actions back: %s", exc)
     return _actions(raw), err
@@ -538,7 +539,8 @@ def _register_attribute(mcp, coach: Coach) -> None:
         rid = rep_id_of(coach, rep) if rep else None
         fresh = attr_mod.attribute(coach, rid)
         new_ids = {g.get("gap_id") for g in fresh if g.get("new")}
-        loop, _ = run_loop(coach) if new_ids else ([], None)
+        opened = [g["event_id"] for g in fresh if g.get("new") and isinstance(g.get("event_id"), int)]
+        loop, _ = run_loop(coach, opened) if new_ids else ([], None)
         gaps = attr_mod.open_gaps(coach, rid)
         outs = []
         for g in gaps:
