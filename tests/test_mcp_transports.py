@@ -165,6 +165,14 @@ def test_gates_endpoint(http_server, coach):
         assert body["rep"] == "priya-raman" and body["activity"] == "dial" and body["allowed"] is True
         r = h.get(http_server.url + "/gates/nobody/dial")
         assert r.status_code == 404 and "nobody" in r.json()["message"]
+        from tools.gates import block
+
+        block(coach, "priya-raman", "dial", by="Manager Mo", reason="listen to two calls first")
+        r = h.get(http_server.url + "/gates/Priya%20Raman/dial")  # a name works as well as the id
+        body = r.json()
+        assert r.status_code == 200 and body["allowed"] is False and body["status"] == "blocked"
+        assert "Manager Mo" in body["reason"] and body["gates"][0]["activity"] == "dial"
+        assert h.get(http_server.url + "/gates/priya-raman/demo").json()["allowed"] is True
 
 
 def test_token_set_hashes_and_sources(tmp_path):
