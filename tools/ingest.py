@@ -339,7 +339,7 @@ def watch_inbox(
     on_error: Callable[[dict], None] | None = None,
     on_batch: Callable[[], None] | None = None,
     on_skip: Callable[[str], None] | None = None,
-    rescan: float = 30.0,
+    rescan: float = 5.0,
     force_polling: bool | None = None,
     **meta: Any,
 ) -> IngestSummary:
@@ -361,6 +361,7 @@ def watch_inbox(
     pending: dict[Path, tuple[tuple[int, int] | None, float]] = {}  # path -> (signature, time it was last seen changing)
     failed_now: set[str] = set()  # content hashes that failed in this run
     handled: dict[Path, tuple[int, int] | None] = {}  # path -> signature when last read
+    failed_at: dict[Path, tuple[int, int] | None] = {}  # failed files -> signature: re-checked every tick
 
     def want(p: Path) -> bool:
         return p.suffix.lower() in TRANSCRIPT_SUFFIXES and not p.name.startswith(".") and not p.name.endswith(".tmp")
@@ -374,6 +375,14 @@ def watch_inbox(
         return row is not None and row["status"] in ("scored", "duplicate")
 
     def process_ready() -> None:
+        # a failed file (often one still being written) is looked at again as soon as it changes,
+        # even if the watcher's event for that change was lost (polling file systems)
+        for p, sig in list(failed_at.items()):
+            cur = _sig(p)
+            if cur != sig:
+                failed_at.pop(p, None)
+                if cur is not None and p not in pending:
+                    pending[p] = (cur, time.monotonic())
         now = time.monotonic()
         worked = False
         for p, (sig, seen) in list(pending.items()):
@@ -412,6 +421,7 @@ def watch_inbox(
             except FILE_ERRORS as exc:
                 entry = _error_entry(str(p), exc)
                 failed_now.add(digest)
+                failed_at[p] = cur
                 summary.failed.append(entry)
                 log.warning("inbox: %s%s: %s", p, f":{entry['line']}" if entry["line"] else "", entry["message"])
                 if on_error:
