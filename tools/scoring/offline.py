@@ -33,6 +33,7 @@ The scorecard's `small_talk` patterns name courtesy/logistics questions ("can yo
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -60,6 +61,7 @@ class Compiled:
     trig: list[re.Pattern]
     trig_neg: list[re.Pattern]
     unless: list[re.Pattern]
+    key: str = ""  # content hash of the line: memo key for per-sentence results
 
 
 def _phrase_re(phrase: str) -> re.Pattern | None:
@@ -87,6 +89,7 @@ def _compile_line(line_json: str) -> Compiled:
     line = RubricLine.model_validate_json(line_json)
     trig = line.trigger
     return Compiled(
+        key=hashlib.sha1(line_json.encode()).hexdigest(),
         pos=_compile_list(line.phrases, line.patterns),
         neg=_compile_list(line.not_phrases, line.not_patterns),
         examples=[s for s in (content_stems(normalise(e)) for e in line.examples) if len(s) >= 3],
@@ -209,54 +212,75 @@ def match_turn(
     *,
     kind: str | None = None,
     before: tuple[int, int] | None = None,
+    small_key: str | None = None,
 ) -> Hit | None:
-    """The first place in this turn where the line's words are said the way the line wants."""
+    """The first place in this turn where the line's words are said the way the line wants.
+    `before` = (sentence, clause index): only matches up to there count (an agenda before the
+    first question)."""
     kind = kind or line.kind
-    any_question = kind == "question" and not comp.pos and not comp.examples
     if kind == "question" and not any(s.has_question for s in tt.sentences):
         return None  # nothing asked in this turn
+    if small_key is None:
+        small_key = "\x00".join(p.pattern for p in small)
     for si, sent in enumerate(tt.sentences):
-        if not sent.text:
+        if not sent.text or kind == "question" and not sent.has_question:
             continue
-        if kind == "question" and not sent.has_question:
-            continue  # nothing asked in this sentence
-        banned: set[int] = set()
-        for rx in comp.neg:
-            for m in rx.finditer(sent.text):
-                banned.update(sent.clauses_in(m.start(), m.end()))
-        spans: list[tuple[int, int, str]] = []
-        if any_question:
-            pos = 0
-            for ci, c in enumerate(sent.clauses):
-                spans.append((pos, pos + max(len(c.text), 1), c.text))
-                pos += len(c.text) + 1
-        else:
-            for rx in comp.pos:
-                for m in rx.finditer(sent.text):
-                    spans.append((m.start(), max(m.end(), m.start() + 1), m.group(0)))
-            for a, b in _example_hits(sent, comp):
-                spans.append((a, b, "example"))
-        spans.sort(key=lambda s: (s[0], s[1]))
-        for a, b, what in spans:
-            cis = sent.clauses_in(a, b)
-            if not cis or any(ci in banned for ci in cis):
+        key = (comp.key, kind, small_key)
+        found = sent.memo.get(key)
+        if found is None:
+            found = _sentence_matches(sent, comp, small, kind)
+            if len(sent.memo) > 256:
+                sent.memo.clear()
+                sent.memo["has_question"] = any(c.question for c in sent.clauses)
+            sent.memo[key] = found
+        for first_clause, ci, a, b, what in found:
+            if before is not None and (si, first_clause) > before:
                 continue
-            if before is not None and (si, sent.clauses[cis[0]].index) > before:
-                continue
-            if kind == "question":
-                qcs = [ci for ci in cis if sent.clauses[ci].question and not _clause_small_talk(sent.clauses[ci].text, small)
-                       and not (any_question and OFFER.match(sent.clauses[ci].text))]
-                if not qcs:
-                    continue
-                if what != "example" and not any_question and _pitch_or_negated(sent, a, "question"):
-                    continue
-                ci = qcs[0]
-            else:
-                if what != "example" and _pitch_or_negated(sent, a, "statement"):
-                    continue
-                ci = cis[0]
             return Hit(tt.index, si, sent.clauses[ci].index, _quote(tt, sent, a, b, ci), what)
     return None
+
+
+def _sentence_matches(sent: Sentence, comp: Compiled, small: list[re.Pattern], kind: str) -> list[tuple]:
+    """Every match of the line in one sentence that passes all checks, in order:
+    (turn-level index of its first clause, sentence-level clause of the evidence, a, b, what).
+    Depends only on the sentence's text, so it is memoised on the (shared, cached) sentence."""
+    any_question = kind == "question" and not comp.pos and not comp.examples
+    banned: set[int] = set()
+    for rx in comp.neg:
+        for m in rx.finditer(sent.text):
+            banned.update(sent.clauses_in(m.start(), m.end()))
+    spans: list[tuple[int, int, str]] = []
+    if any_question:
+        pos = 0
+        for c in sent.clauses:
+            spans.append((pos, pos + max(len(c.text), 1), c.text))
+            pos += len(c.text) + 1
+    else:
+        for rx in comp.pos:
+            for m in rx.finditer(sent.text):
+                spans.append((m.start(), max(m.end(), m.start() + 1), m.group(0)))
+        for a, b in _example_hits(sent, comp):
+            spans.append((a, b, "example"))
+    spans.sort(key=lambda s: (s[0], s[1]))
+    out = []
+    for a, b, what in spans:
+        cis = sent.clauses_in(a, b)
+        if not cis or any(ci in banned for ci in cis):
+            continue
+        if kind == "question":
+            qcs = [ci for ci in cis if sent.clauses[ci].question and not _clause_small_talk(sent.clauses[ci].text, small)
+                   and not (any_question and OFFER.match(sent.clauses[ci].text))]
+            if not qcs:
+                continue
+            if what != "example" and not any_question and _pitch_or_negated(sent, a, "question"):
+                continue
+            ci = qcs[0]
+        else:
+            if what != "example" and _pitch_or_negated(sent, a, "statement"):
+                continue
+            ci = cis[0]
+        out.append((sent.clauses[cis[0]].index, ci, a, b, what))
+    return out
 
 
 def first_real_question(call: CallText, small: list[re.Pattern], role: str = "rep") -> tuple[int, int, int] | None:
@@ -317,12 +341,14 @@ def _trigger_turns(call: CallText, line: RubricLine, comp: Compiled) -> list[int
             continue
         ok = False
         for sent in tt.sentences:
-            for rx in comp.trig:
-                m = rx.search(sent.text)
-                if m and not any(n.search(sent.text) for n in comp.trig_neg):
-                    ok = True
-                    break
-            if ok:
+            key = (comp.key, "trigger")
+            fired_here = sent.memo.get(key)
+            if fired_here is None:
+                fired_here = any(rx.search(sent.text) for rx in comp.trig) and not any(
+                    n.search(sent.text) for n in comp.trig_neg)
+                sent.memo[key] = fired_here
+            if fired_here:
+                ok = True
                 break
         if not ok:
             continue
@@ -341,6 +367,7 @@ def _fail_reason(line: RubricLine, default: str) -> str:
 def judge_line(call: CallText, line: RubricLine, card: Scorecard, small: list[re.Pattern],
                first_q: tuple[int, int, int] | None) -> LineVerdict:
     comp = compiled(line)
+    small_key = "\x00".join(p.pattern for p in small)
     n = len(call.turns)
     cands = [t for t in call.turns if _speaker_ok(line.speaker, t.role) and _in_window(line, card, t.index, n)]
     replies: list[int] = []
@@ -368,7 +395,7 @@ def judge_line(call: CallText, line: RubricLine, card: Scorecard, small: list[re
                 break
             if tt.index == first_q[0]:
                 before = (first_q[1], first_q[2])
-        hit = match_turn(tt, line, comp, small, before=before)
+        hit = match_turn(tt, line, comp, small, before=before, small_key=small_key)
         if hit is None:
             continue
         if line.min_answer_words and not _answered(call, hit, line, line.min_answer_words):

@@ -161,10 +161,14 @@ class Sentence:
     word_clause: list[int] = field(default_factory=list)  # clause index (within sentence) of each word
     words: list[Word] = field(default_factory=list)
     open_end: bool = False  # no closing punctuation (a punctuated call's unpunctuated tail)
+    memo: dict = field(default_factory=dict, repr=False, compare=False)  # per-line match results (offline.py)
 
     @property
     def has_question(self) -> bool:
-        return any(c.question for c in self.clauses)
+        hq = self.memo.get("has_question")
+        if hq is None:  # fixed once the sentence is analysed
+            hq = self.memo["has_question"] = any(c.question for c in self.clauses)
+        return hq
 
     def clause_at(self, pos: int) -> int:
         i = bisect.bisect_right(self.offsets, pos) - 1
