@@ -131,7 +131,11 @@ class ChangeHub:
         self.remember_loop()
         uri = str(params.uri)
         with self._lock:
-            self._subs.setdefault(uri, {})[self._conn_key(ctx.session)] = ctx.session
+            subs = self._subs.setdefault(uri, {})
+            subs[self._conn_key(ctx.session)] = ctx.session
+            if len(subs) > MAX_SESSIONS:  # forget the oldest subscribers of this URI
+                for old in list(subs)[: len(subs) - MAX_SESSIONS]:
+                    subs.pop(old, None)
         log.debug("subscribed to %s", uri)
         return types.EmptyResult()
 
