@@ -153,15 +153,7 @@ def test_long_reply_capped_at_a_sentence():
 def test_practice_session_with_llm_buyer_and_llm_scoring(fake_openai, playbook_dir, tmp_path, monkeypatch):
     """Through tools/roleplay.py: playbook.yaml's llm block points at the fake server, the model
     plays the buyer, and ending the session scores it with the LLM engine."""
-    roleplay = pytest.importorskip("tools.roleplay")
-    if not list((playbook_dir / "scorecards").glob("discovery.y*ml")):  # until the starter scorecard lands
-        ids = ["agenda_set", "pain_identified", "impact_quantified", "budget_confirmed", "decision_process",
-               "decision_maker_identified", "timeline_established", "competition_explored",
-               "pricing_deflection_handled", "next_step_booked"]
-        (playbook_dir / "scorecards").mkdir(exist_ok=True)
-        (playbook_dir / "scorecards" / "discovery.yaml").write_text(
-            "id: discovery\ntitle: Discovery\ncall_types: [discovery]\nlines:\n"
-            + "".join(f"- id: {i}\n  title: {i.replace('_', ' ').capitalize()}\n" for i in ids))
+    from tools import roleplay
     from tools.context import Coach
 
     for var in ("COACHLOOP_LLM_BASE_URL", "COACHLOOP_LLM_ENABLED", "COACHLOOP_LLM_MODEL", "COACHLOOP_LLM_RETRIES"):
@@ -171,9 +163,7 @@ def test_practice_session_with_llm_buyer_and_llm_scoring(fake_openai, playbook_d
                       f"  enabled: true\n  base_url: {fake_openai.base_url}\n  backoff: 0.01\n")
     assert fake_openai.base_url in pol
     (playbook_dir / "playbook.yaml").write_text(pol)
-    scen = next(iter(sorted((playbook_dir / "scenarios").glob("practice-budget*.md"))), None)
-    if scen is None:
-        pytest.skip("starter scenario practice-budget-confirmed not present")
+    scen = playbook_dir / "scenarios" / "practice-budget-confirmed.md"
     coach = Coach(playbook_dir, tmp_path / "c.db")
     try:
         from store.reps import upsert_rep
@@ -192,5 +182,24 @@ def test_practice_session_with_llm_buyer_and_llm_scoring(fake_openai, playbook_d
         judge = fake_openai.completions()[-1]["body"]
         assert judge["response_format"]["type"] == "json_schema"
         assert "How much budget have you set aside" in judge["messages"][1]["content"]
+    finally:
+        coach.close()
+
+
+def test_roleplay_env_switch_keeps_the_offline_buyer(fake_openai, playbook_dir, tmp_path, monkeypatch):
+    """COACHLOOP_LLM_ROLEPLAY=0: the model may score, but the offline buyer plays."""
+    from store.reps import upsert_rep
+    from tools import roleplay
+    from tools.context import Coach
+
+    monkeypatch.setenv("COACHLOOP_LLM_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("COACHLOOP_LLM_ROLEPLAY", "0")
+    coach = Coach(playbook_dir, tmp_path / "c.db")
+    try:
+        upsert_rep(coach.store, "Priya Raman")
+        s = roleplay.start_session(coach, "Priya Raman", "practice-budget-confirmed")
+        assert s["engine"] == "offline"
+        roleplay.reply(coach, s["session_id"], "How much budget have you set aside for this project?")
+        assert fake_openai.completions() == []
     finally:
         coach.close()

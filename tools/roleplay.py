@@ -196,18 +196,16 @@ def offline_reply(scenario: Scenario, scorecard: Scorecard | None, turns: list[d
 
 
 def _llm_client(coach):
-    pol = coach.playbook.policy
-    if not pol.llm.roleplay:
-        return None
+    """The LLM that plays the buyer, or None for the offline buyer. `llm.roleplay` in playbook.yaml
+    and COACHLOOP_LLM_ROLEPLAY (both resolved by the client) can keep the offline buyer."""
+    from tools.llm import LLMClient
+
     try:
-        from tools.llm import LLMClient
-    except ImportError:
-        return None
-    try:
-        return LLMClient.from_policy(pol)
+        client = LLMClient.from_policy(coach.playbook.policy)
     except Exception as exc:  # misconfigured LLM: say so, play offline
         log.warning("roleplay: LLM not usable (%s); the offline buyer plays", exc)
         return None
+    return client if client is not None and client.roleplay else None
 
 
 def _scorecard(coach, scenario: Scenario) -> Scorecard | None:
