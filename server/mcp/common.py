@@ -33,7 +33,8 @@ DEFAULT_LIMIT = 20
 
 def _known_error_types() -> tuple[type[BaseException], ...]:
     """Domain errors whose message is written for people: passed through as is."""
-    types: list[type[BaseException]] = [PlaybookError, StoreError, TranscriptError, ValueError, KeyError, LookupError, FileNotFoundError, PermissionError]
+    # (not KeyError/LookupError: in tool code those are bugs, reported as internal errors with a traceback on stderr)
+    types: list[type[BaseException]] = [PlaybookError, StoreError, TranscriptError, ValueError, FileNotFoundError, PermissionError]
     # Loop modules may define their own error classes; pick them up when present.
     for mod, name in (
         ("tools.calls", "CallError"),
