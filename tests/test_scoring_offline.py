@@ -44,6 +44,10 @@ def verdict(card, turns, line) -> LineVerdict:
     ("you'd actually see what each rep is doing in the dashboard", False),
     ("here's how we do it for other customers", False),
     ("we don't charge extra so there's no surprise on the budget side", False),
+    ("our food cost was thirty four percent which is way too high", False),
+    ("i'd love to meet the person who signs off on these", False),
+    ("it depends on the connectors which of your core systems is the hardest to provision", True),
+    ("and on the budget side what are you working with", True),
 ])
 def test_question_detection_without_question_marks(text, is_q):
     c = analyse_call([Turn("Rep", text, role="rep")])

@@ -308,6 +308,12 @@ def _wh_question(ws: list[str], j: int, start: int = 0) -> bool:
         return True  # "besides the two of you who else would have a say"
     if prev in EMBED_BEFORE or prev in PRON and prev not in {"this"}:
         return False
+    nxt0 = ws[j + 1] if j + 1 < len(ws) else ""
+    if w in {"which", "who", "whom"} and j != start and prev not in {
+            "like", "and", "or", "but", "so", "then", "now", "okay", "yeah", "also", "just", "well", "right"} and (
+            nxt0 in AUX or nxt0 in {"means", "makes", "gives", "lets", "helps", "signs", "runs", "owns", "handles"}
+            or not nxt0):
+        return False  # a relative clause: "our food cost, which is way too high"; "the person who signs"
     if w in WH_CONTR:
         rest = " ".join(ws[j:])
         return not STATEMENT_WH.match(rest)
