@@ -2,6 +2,7 @@
 prompts, and change notifications (2025 resources/subscribe and 2026 subscriptions/listen)."""
 from __future__ import annotations
 
+import json
 import warnings
 
 import anyio
@@ -74,6 +75,17 @@ def test_playbook_list_read_validate(server, coach, mode):
             by_id = structured(await c.call_tool("playbook_read", {"kind": "scenarios", "id": art.id}))
             by_path = structured(await c.call_tool("playbook_read", {"path": art.path}))
             assert by_id["text"] == by_path["text"] == art.text and by_id["version"] == art.version
+            # a long file comes in pages of lines that add up to the file
+            card = coach.playbook.all("scorecards")[0]
+            parts, start = [], 1
+            while start:
+                pg = structured(await c.call_tool("playbook_read", {"path": card.path, "start_line": start, "max_lines": 50}))
+                assert pg["version"] == card.version and pg["total_lines"] == len(card.text.splitlines())
+                assert len(json.dumps(pg)) < 40_000
+                parts.append(pg["text"])
+                start = pg["next_start_line"]
+            assert "".join(parts) == card.text and len(parts) > 1
+            assert "start_line" in error_text(await c.call_tool("playbook_read", {"path": card.path, "start_line": 100000}))
             pol = structured(await c.call_tool("playbook_read", {"path": "playbook.yaml"}))
             assert pol["kind"] == "policy" and pol["text"] == (coach.playbook_dir / "playbook.yaml").read_text()
             missing = error_text(await c.call_tool("playbook_read", {"kind": "scenarios", "id": "no-such"}))

@@ -66,9 +66,13 @@ class PlaybookFile(BaseModel):
     kind: str
     id: str | None
     path: str
-    version: str
+    version: str = Field(description="Content hash of the whole file (pass as expected_version to playbook_write).")
     uri: str | None
-    text: str = Field(description="The file's exact text (YAML, or Markdown with YAML front matter).")
+    text: str = Field(description="The file's exact text (YAML, or Markdown with YAML front matter), lines start_line..end_line.")
+    start_line: int = Field(1, description="First line in text (1-based).")
+    end_line: int = Field(0, description="Last line in text.")
+    total_lines: int = Field(0, description="Lines in the whole file.")
+    next_start_line: int | None = Field(None, description="Pass as start_line to read on; null when text reaches the end of the file.")
     stale: bool = Field(False, description="True when the file on disk is broken and this is the last good version.")
     problems: list[ProblemOut] = Field(default_factory=list, description="Problems of this file on disk, if any.")
 
@@ -171,7 +175,24 @@ def list_artifacts(coach: Coach, kind: str | None, cursor: str | None, limit: in
     return PlaybookListResult(items=chunk, total=total, next_cursor=nxt)
 
 
-def read_artifact(coach: Coach, kind: str | None, art_id: str | None, path: str | None) -> PlaybookFile:
+def _window(f: PlaybookFile, start_line: int, max_lines: int) -> PlaybookFile:
+    """Cut a long file into pages of lines (a big scorecard is more than 10k tokens)."""
+    lines = f.text.splitlines(keepends=True)
+    total = len(lines)
+    if start_line < 1 or (total and start_line > total):
+        raise ToolError(f"{f.path} has {total} lines; start_line must be between 1 and {max(total, 1)}")
+    end = min(total, start_line - 1 + max_lines)
+    f.text = "".join(lines[start_line - 1 : end])
+    f.start_line, f.end_line, f.total_lines = start_line, end, total
+    f.next_start_line = end + 1 if end < total else None
+    return f
+
+
+def read_artifact(coach: Coach, kind: str | None, art_id: str | None, path: str | None, start_line: int = 1, max_lines: int = 100_000) -> PlaybookFile:
+    return _window(_read_artifact(coach, kind, art_id, path), start_line, max_lines)
+
+
+def _read_artifact(coach: Coach, kind: str | None, art_id: str | None, path: str | None) -> PlaybookFile:
     pb = coach.playbook
     rel_in = _norm(path) if path else None
     if rel_in == POLICY_FILE:
@@ -298,8 +319,9 @@ def register(mcp, coach: Coach) -> None:
         annotations=annotations("Read a playbook file", read_only=True),
         description=(
             "Read one playbook file's exact text, by path ('scenarios/budget-probe.md', 'playbook.yaml') or by kind "
-            "and id. Use before editing it with playbook_write (keep its version as expected_version). Returns the "
-            "text, its version, and any problems the file has on disk."
+            "and id. Use before editing it with playbook_write (keep its version as expected_version). Long files come "
+            "in pages of lines: read on from next_start_line until it is null. Returns the text, its version, and any "
+            "problems the file has on disk."
         ),
     )
     @guard("playbook_read")
@@ -307,8 +329,10 @@ def register(mcp, coach: Coach) -> None:
         path: Annotated[str | None, Field(description="Path inside the playbook, e.g. 'scorecards/discovery.yaml'.")] = None,
         kind: Annotated[Kind | None, Field(description="Kind, with id, instead of path.")] = None,
         id: Annotated[str | None, Field(description="Artifact id, with kind.")] = None,
+        start_line: Annotated[int, Field(ge=1, description="First line to return (1-based).")] = 1,
+        max_lines: Annotated[int, Field(ge=1, le=1000, description="Lines per page (1-1000).")] = 300,
     ) -> PlaybookFile:
-        return read_artifact(coach, kind, id, path)
+        return read_artifact(coach, kind, id, path, start_line, max_lines)
 
     @mcp.tool(
         name="playbook_write",
