@@ -18,9 +18,10 @@ is re-scored twice (a call re-scored by someone else meanwhile is skipped). For 
 the version it was scored under and the live version are scored again (all lines when that
 version's text is unknown or the engine changed); verdicts of unchanged lines stay as they are,
 overridden lines keep the human verdict, verdicts of removed lines are dropped. A call whose
-verdicts flip gets `call.rescored`. When the walk is done, attribution follows the new verdicts:
-the reps whose live calls flipped are attributed again (new gaps open with `gap.opened`), and open
-gaps on changed lines that the re-scored calls no longer show close with the reason. The job ends
+verdicts flip gets `call.rescored`. When the walk is done and live verdicts flipped, attribution
+follows the new verdicts: the team is attributed again on that scorecard in one pass (new gaps
+open with `gap.opened`, statements and team rates refresh), and open gaps on changed lines of the
+reps whose calls flipped close with the reason when the re-scored calls no longer show them. The job ends
 with `rubric.rescored` (counts and flips per line).
 
 A newer version of the same scorecard supersedes a running job (status `superseded`): the new job
@@ -502,7 +503,9 @@ def _walk(coach, job_id, params, card, version, cache, engine, chunk, t0, max_se
 
 def _finish(coach, job_id: int, params: dict, cursor: dict) -> None:
     """Inside the last chunk's transaction: attribution follows the new verdicts; job done."""
-    from tools.attribute import attribute, compute_gaps
+    from store import loop as q
+    from tools.attribute import attribute
+    from tools.gates import lift_gates
 
     store = coach.store
     sid, version = params["scorecard"], params["version"]
@@ -516,14 +519,15 @@ def _finish(coach, job_id: int, params: dict, cursor: dict) -> None:
               "rescored": cursor.get("rescored", 0), "changed_calls": cursor.get("changed_calls", 0),
               "flips": cursor.get("flips", {}), "reps": cursor.get("reps", [])},
     )
-    for rep in cursor.get("reps", []):
-        if store.one("select id from reps where id = ?", (rep,)) is None:
-            continue
-        for g in attribute(coach, rep, scorecard_id=sid, cause=end_ev):
-            if g.get("new"):
-                opened.append(g["gap_id"])
-        still = {(g["rep"], g["line"]) for g in compute_gaps(coach, rep, scorecard_id=sid)}
-        for gap in store.query("select * from gaps where rep_id = ? and scorecard_id = ? and status = 'open'", (rep, sid)):
+    reps = [r for r in cursor.get("reps", []) if store.one("select id from reps where id = ?", (r,))]
+    if reps:
+        # one team-wide pass: the team rates every gap statement quotes changed too
+        gaps_now = attribute(coach, None, scorecard_id=sid, cause=end_ev)
+        opened = [g["gap_id"] for g in gaps_now if g.get("new")]
+        still = {(g["rep"], g["line"]) for g in gaps_now}
+        marks = ",".join("?" * len(reps))
+        for gap in store.query(f"select * from gaps where scorecard_id = ? and status = 'open' and rep_id in ({marks})", [sid, *reps]):
+            rep = gap["rep_id"]
             if gap["line_id"] not in lines_touched or (rep, gap["line_id"]) in still:
                 continue
             reason = (f"rubric line {gap['line_id']} changed in scorecard {sid} version {version}: "
@@ -531,9 +535,6 @@ def _finish(coach, job_id: int, params: dict, cursor: dict) -> None:
             store.db["gaps"].update(gap["id"], {"status": "closed", "closed_at": now_iso(), "close_reason": reason})
             store.event("gap.closed", rep_id=rep, subject=f"gap:{gap['id']}", cause=end_ev,
                         data={"gap_id": gap["id"], "line": gap["line_id"], "scorecard": sid, "reason": reason, "version": version})
-            from store import loop as q
-            from tools.gates import lift_gates
-
             gates = [g for g in q.active_gates(store, rep) if g.get("gap_id") == gap["id"]]
             if gates:
                 lift_gates(coach, gates, by="rubric_change", reason=reason, manual=False, cause=end_ev)
