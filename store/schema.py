@@ -291,9 +291,8 @@ def _v1_tracking(db: sqlite_utils.Database) -> None:
         "create table if not exists verdict_daily (day text not null, rep_id text not null, scorecard_id text not null,"
         " line_id text not null, live integer not null, passes integer not null default 0,"
         " fails integer not null default 0, nas integer not null default 0,"
-        " primary key (day, scorecard_id, line_id, live, rep_id)) without rowid"
+        " primary key (rep_id, line_id, day, scorecard_id, live)) without rowid"  # clustered by rep and line
     )
-    db.execute("create index if not exists idx_verdict_daily_rep on verdict_daily (rep_id, line_id, day)")
     db.execute(  # the same without the rep: what 'everyone' reads
         "create table if not exists verdict_daily_all (day text not null, scorecard_id text not null,"
         " line_id text not null, live integer not null, passes integer not null default 0,"

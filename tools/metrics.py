@@ -799,7 +799,7 @@ def _closure_counts(sc: Scope, items: list[dict]) -> dict[int, list[int]]:
             " sum(case when v.day < g.s then v.passes + v.fails else 0 end) as bn,"
             " sum(case when v.day > g.e then v.passes else 0 end) as ap,"
             " sum(case when v.day > g.e then v.passes + v.fails else 0 end) as an"
-            " from g join verdict_daily v indexed by idx_verdict_daily_rep on v.rep_id = g.rep_id and v.line_id = g.line_id"
+            " from g join verdict_daily v on v.rep_id = g.rep_id and v.line_id = g.line_id"
             " where v.live = 1 and (g.sc is null or v.scorecard_id = g.sc) group by g.gap_id",
             [days],
         ):
@@ -808,22 +808,25 @@ def _closure_counts(sc: Scope, items: list[dict]) -> dict[int, list[int]]:
             t[1] += r["bn"] or 0
             t[2] += r["ap"] or 0
             t[3] += r["an"] or 0
-        for side, key, op in (("before", "start", "<"), ("after", "end", ">")):
+        for side, key in (("before", "start"), ("after", "end")):
+            # before: [start day 00:00, practice start); after: (practice end, the next day 00:00)
             edge = json.dumps([
-                {"id": it["id"], "rep": it["rep"], "line": it["line"], "sc": it["sc"], "t": it[key], "d": it[key][:10],
-                 "n": (date.fromisoformat(it[key][:10]) + timedelta(days=1)).isoformat()}
+                {"id": it["id"], "rep": it["rep"], "line": it["line"], "sc": it["sc"],
+                 "d": it[key][:10] if side == "before" else it[key],
+                 "n": it[key] if side == "before" else (date.fromisoformat(it[key][:10]) + timedelta(days=1)).isoformat()}
                 for it in chunk
             ])
+            lo = ">=" if side == "before" else ">"
             for r in sc.q(
                 f"with {_GAPS_JSON}, b as ("
-                " select g.gap_id, g.line_id, g.sc, g.t, c.id as call_id, c.occurred_at as at, c.live, c.scorecard_id"
-                " from g join calls c on c.rep_id = g.rep_id and c.occurred_at >= g.d and c.occurred_at < g.n"
+                " select g.gap_id, g.line_id, g.sc, c.id as call_id, c.live, c.scorecard_id"
+                f" from g join calls c on c.rep_id = g.rep_id and c.occurred_at {lo} g.d and c.occurred_at < g.n"
                 " union all"
-                " select g.gap_id, g.line_id, g.sc, g.t, c.id, c.created_at, c.live, c.scorecard_id"
-                " from g join calls c on c.rep_id = g.rep_id and c.occurred_at is null and c.created_at >= g.d and c.created_at < g.n)"
+                " select g.gap_id, g.line_id, g.sc, c.id, c.live, c.scorecard_id"
+                f" from g join calls c on c.rep_id = g.rep_id and c.occurred_at is null and c.created_at {lo} g.d and c.created_at < g.n)"
                 " select b.gap_id, sum(v.verdict = 'pass') as p, count(*) as n from b"
                 " join verdicts v on v.call_id = b.call_id and v.line_id = b.line_id"
-                f" where b.live = 1 and v.verdict in ('pass', 'fail') and b.at {op} b.t and (b.sc is null or b.scorecard_id = b.sc)"
+                " where b.live = 1 and v.verdict in ('pass', 'fail') and (b.sc is null or b.scorecard_id = b.sc)"
                 " group by b.gap_id",
                 [edge],
             ):
@@ -970,11 +973,12 @@ def _closed_deals(sc: Scope) -> list[dict]:
         return sc.cache[key]
     tsql, tp = sc.time_clause("closed_at")
     rsql, rp = sc.rep_clause()
-    deals = sc.q(
+    deals = sc.q(  # (+closed_at: scan the table rather than look every row up through the index)
         "select id, name, rep_id, amount, stage, outcome, created_at, closed_at from deals"
-        f" where outcome in ('won', 'lost') and closed_at is not null{tsql}{rsql} order by closed_at, id",
+        f" where outcome in ('won', 'lost') and +closed_at is not null{tsql}{rsql}",
         tp + rp,
     )
+    deals.sort(key=lambda d: (d["closed_at"], d["id"]))
     for d in deals:
         d["day"] = _day(d["closed_at"])
     sc.cache[key] = deals
@@ -987,45 +991,96 @@ def _is_closing_stage(stage: str) -> bool:
 
 
 def _deal_stages(sc: Scope) -> dict[str, list[str]]:
-    """deal id -> stages reached in order (history, then the current stage), closed deals in scope."""
+    """deal id -> stages reached in order of `at` (first time each), for the closed deals in scope."""
     key = ("deal_stages", sc.since, sc.until, tuple(sc.rep_ids or ()) if sc.rep_ids is not None else None)
     if key in sc.cache:
         return sc.cache[key]
-    tsql, tp = sc.time_clause("d.closed_at")
-    rsql, rp = sc.rep_clause("d.rep_id")
-    stages: dict[str, list[str]] = defaultdict(list)
-    with sc.store.lock:
-        rows = sc.store.db.execute(
-            "select ds.deal_id, ds.stage from deals d join deal_stages ds on ds.deal_id = d.id"
-            f" where d.outcome in ('won', 'lost') and d.closed_at is not null{tsql}{rsql} order by ds.deal_id, ds.at, ds.id",
-            tp + rp,
-        ).fetchall()
-    for s in rows:
-        lst = stages[s[0]]
-        if s[1] not in lst:
-            lst.append(s[1])
+    wanted = {d["id"] for d in _closed_deals(sc)}
+    with sc.store.lock:  # one sequential pass over the history beats a lookup per deal
+        rows = sc.store.db.execute("select deal_id, stage, at, id from deal_stages").fetchall()
+    per: dict[str, list[tuple]] = defaultdict(list)
+    for r in rows:
+        if r[0] in wanted:
+            per[r[0]].append((r[2] or "", r[3], r[1]))
+    stages: dict[str, list[str]] = {}
+    for did, items in per.items():
+        items.sort()
+        lst: list[str] = []
+        for _, _, st in items:
+            if st not in lst:
+                lst.append(st)
+        stages[did] = lst
     sc.cache[key] = stages
     return stages
 
 
+def _win_atoms(sc: Scope) -> list[dict]:
+    """Grouped in SQL: per closing day, deals closed and won; per closing day and stage reached,
+    deals and wins and the summed days from creation to first reaching the stage (for ordering)."""
+    tsql, tp = sc.time_clause("d.closed_at")
+    rsql, rp = sc.rep_clause("d.rep_id")
+    closed = (f"select d.id, d.outcome, d.created_at, d.closed_at, d.stage from deals d"
+              f" where d.outcome in ('won', 'lost') and +d.closed_at is not null{tsql}{rsql}")
+    atoms = [
+        {**r, "kind": "deals"}
+        for r in sc.q(
+            f"with c as materialized ({closed}) select substr(closed_at, 1, 10) as day, count(*) as n,"
+            " sum(outcome = 'won') as won from c group by 1",
+            tp + rp,
+        )
+    ]
+    atoms += [
+        {**r, "kind": "stage"}
+        for r in sc.q(  # every stage in the history (a deal counted once per stage), then current stages missing from it
+            f"with c as materialized ({closed})"
+            " select substr(c.closed_at, 1, 10) as day, ds.stage, count(distinct ds.deal_id) as n,"
+            " count(distinct case when c.outcome = 'won' then ds.deal_id end) as won, count(*) as rows,"
+            " sum(julianday(ds.at) - julianday(c.created_at)) as offset_days"
+            " from c join deal_stages ds on ds.deal_id = c.id group by 1, 2"
+            " union all"
+            " select substr(c.closed_at, 1, 10), c.stage, count(*), sum(c.outcome = 'won'), count(*),"
+            " sum(julianday(c.closed_at) - julianday(c.created_at)) from c where c.stage is not null"
+            " and not exists (select 1 from deal_stages x where x.deal_id = c.id and x.stage = c.stage) group by 1, 2",
+            tp + rp,
+        )
+    ]
+    return atoms
+
+
 def _win_agg(sc: Scope, atoms: list[dict]) -> dict:
-    acc: dict[str, dict] = {}
-    history = _deal_stages(sc)
-    for d in atoms:
-        hist = history.get(d["id"], [])
-        if d["stage"] and d["stage"] not in hist:
-            hist = hist + [d["stage"]]
-        for pos, st in enumerate(x for x in hist if not _is_closing_stage(x)):
-            t = acc.setdefault(st, {"stage": st, "reached": 0, "won": 0, "pos": []})
-            t["reached"] += 1
-            t["won"] += d["outcome"] == "won"
-            t["pos"].append(pos)
-    stages = sorted(acc.values(), key=lambda t: (sum(t["pos"]) / len(t["pos"]), t["stage"]))
-    won = sum(1 for d in atoms if d["outcome"] == "won")
+    acc: dict[str, list[float]] = {}
+    closed = won = 0
+    for a in atoms:
+        if a["kind"] == "deals":
+            closed += a["n"]
+            won += a["won"]
+        elif not _is_closing_stage(a["stage"]):
+            t = acc.setdefault(a["stage"], [0, 0, 0.0, 0])
+            t[0] += a["n"]
+            t[1] += a["won"]
+            t[2] += a["offset_days"] or 0.0
+            t[3] += a["rows"]
+    stages = sorted(acc.items(), key=lambda kv: (kv[1][2] / max(kv[1][3], 1), kv[0]))
     return {
-        "value": _rate(won, len(atoms)), "closed": len(atoms), "won": won,
-        "stages": [{"stage": t["stage"], "reached": t["reached"], "won": t["won"], "win_rate": _rate(t["won"], t["reached"])} for t in stages],
+        "value": _rate(won, closed), "closed": closed, "won": won,
+        "stages": [{"stage": st, "reached": n, "won": w, "win_rate": _rate(w, n)} for st, (n, w, _, _) in stages],
     }
+
+
+def _win_detail(sc: Scope, atoms: list[dict]) -> dict:
+    deals = _closed_deals(sc)
+    hist = _deal_stages(sc)
+    return {"deals": _limited([{**{k: v for k, v in d.items() if k != "day"}, "stages": hist.get(d["id"], [])} for d in deals])}
+
+
+def _cycle_atoms(sc: Scope) -> list[dict]:
+    tsql, tp = sc.time_clause("closed_at")
+    rsql, rp = sc.rep_clause()
+    return sc.q(
+        "select substr(closed_at, 1, 10) as day, outcome, julianday(closed_at) - julianday(created_at) as days from deals"
+        f" where outcome in ('won', 'lost') and +closed_at is not null and created_at is not null{tsql}{rsql}",
+        tp + rp,
+    )
 
 
 def _deal_detail(sc: Scope, atoms: list[dict]) -> dict:
@@ -1038,25 +1093,18 @@ register(
         "Win rate by stage",
         "share",
         "Deals closed (won or lost) in the period; for each stage a deal reached (its deal_stages history plus its current "
-        "stage, closing stages left out), win rate = won / closed deals that reached it; stages ordered by where they "
-        "come in the histories. Headline = won / closed.",
-        _closed_deals,
+        "stage, closing stages left out), win rate = won / closed deals that reached it; stages ordered by the average "
+        "days from a deal's creation to entering them. Headline = won / closed.",
+        _win_atoms,
         _win_agg,
-        _deal_detail,
+        _win_detail,
     )
 )
 
 
 def _cycle_agg(sc: Scope, atoms: list[dict]) -> dict:
-    all_days, won_days = [], []
-    for d in atoms:
-        t0, t1 = _to_dt(d["created_at"]), _to_dt(d["closed_at"])
-        if t0 is None or t1 is None:
-            continue
-        days = (t1 - t0).total_seconds() / 86400
-        all_days.append(days)
-        if d["outcome"] == "won":
-            won_days.append(days)
+    all_days = [a["days"] for a in atoms if a["days"] is not None]
+    won_days = [a["days"] for a in atoms if a["days"] is not None and a["outcome"] == "won"]
     return {"value": _median(all_days), "deals": len(all_days), "median_won_days": _median(won_days), "won": len(won_days)}
 
 
@@ -1067,9 +1115,9 @@ register(
         "days",
         "Deals closed (won or lost) in the period: days from created_at to closed_at; headline = median over all of them "
         "(median_won_days over won deals only).",
-        _closed_deals,
+        _cycle_atoms,
         _cycle_agg,
-        _deal_detail,
+        lambda sc, atoms: _deal_detail(sc, _closed_deals(sc)),
     )
 )
 
