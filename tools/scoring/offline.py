@@ -158,6 +158,13 @@ def _quote(tt: TurnText, sent: Sentence, a: int, b: int, from_clause: int | None
     return text[start:end].strip(" ,;-—")
 
 
+# the line speaker puts something forward (not just restating the buyer's own dates)
+PROPOSAL = re.compile(
+    r"\b(let's|let us|how about|what about|can we|could we|shall we|should we|would you be|are you (free|around|available)|"
+    r"i'll (send|put|book|set|get|hold|call|see|email|shoot)|i will (send|put|book|set|call)|i can (send|do|set|book|call)|"
+    r"invite|calendar|book|schedule|set up|lock in|pencil|hold|meet|see you|talk (to you )?(then|on|monday|tuesday|wednesday|"
+    r"thursday|friday)|i'd suggest|i suggest|i propose|i'd propose|next step)\b"
+)
 PITCH_SUBJECT = {"our", "we", "we're", "we've", "we'll", "we'd"}
 OFFER = re.compile(
     r"^(so |and |but |okay |well |great |sure |perfect )*(did you know|(do|would) you (want|like) (me|us) to\b|(do|would) you (want|like) to (see|hear|learn|look|try)\b|"
@@ -485,7 +492,7 @@ def _judge_agreement(call: CallText, line: RubricLine, comp: Compiled, cands: li
                     return LineVerdict(id=line.id, verdict="pass", turn=tt.index, quote=hit.quote,
                                        reason=f"agreed and confirmed in turn {tt.index} ('{hit.what[:60]}')")
         # 2. proposal accepted by the other side's next turn(s)
-        if accepted is None:
+        if accepted is None and (any(c.question for c in tt.clauses) or PROPOSAL.search(tt.text)):
             nxt = []
             for b in turns[tt.index + 1:]:
                 if _speaker_ok(line.speaker, b.role):
