@@ -244,6 +244,8 @@ def test_score_errors_are_tool_errors(coach):
             assert "occurred_at" in error_text(r) or "time" in error_text(r) or "date" in error_text(r)
             r = await c.call_tool("score", {"transcript": "Priya Raman: hi\nBuyer Bob: hello\n", "rep": "Priya Raman", "format": "vtt"})
             assert "WEBVTT" in error_text(r)
+            r = await c.call_tool("scroe", {})
+            assert "unknown tool 'scroe'" in error_text(r) and "score_batch" in error_text(r)
             r = await c.call_tool("score", {"rep": "x"})  # missing the transcript
             assert r.is_error and "transcript" in r.content[0].text
             ok = small(await c.call_tool("score", {"transcript": "Priya Raman: Hi, what budget have you set aside for this?\nBuyer Bob: About 20k.\n", "rep": "Priya Raman"}))

@@ -67,6 +67,9 @@ def _concise_argument_errors(mcp: MCPServer) -> None:
             cause = exc.__cause__
             if isinstance(cause, ValidationError) and not isinstance(exc, UnexpectedToolError):
                 raise ToolError(argument_error_text(name, cause)) from cause
+            if tm.get_tool(name) is None:
+                known = ", ".join(sorted(t.name for t in tm.list_tools()))
+                raise ToolError(f"unknown tool {name!r}; this server's tools are: {known}") from None
             raise
 
     tm.call_tool = call_tool  # type: ignore[method-assign]
