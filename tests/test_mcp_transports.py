@@ -331,3 +331,16 @@ def test_http_sse_streams_are_resumable(http_server):
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         assert "retry: 1000" in r.text and "\nid: " in "\n" + r.text, r.text[:300]  # priming event with an id, retry hint
         assert '"validate_playbook"' in r.text
+
+
+def test_hostport_and_loopback_rules():
+    from server.mcp.netaddr import ServeError, is_loopback, parse_hostport
+
+    assert parse_hostport("127.0.0.1:8765") == ("127.0.0.1", 8765)
+    assert parse_hostport("[::1]:9000") == ("::1", 9000)
+    assert parse_hostport("localhost:0") == ("localhost", 0)
+    for bad in ("8765", "127.0.0.1:http", ":8765", "127.0.0.1:70000"):
+        with pytest.raises(ServeError):
+            parse_hostport(bad)
+    assert is_loopback("127.0.0.1") and is_loopback("127.1.2.3") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("::") and not is_loopback("example.com")
