@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from playbook.models import Scorecard
 
 OFFLINE_ENGINE = "offline"
-OFFLINE_ENGINE_VERSION = "offline-18"  # bump whenever the offline engine's behaviour changes
+OFFLINE_ENGINE_VERSION = "offline-19"  # bump whenever the offline engine's behaviour changes
 
 
 class LineVerdict(BaseModel):

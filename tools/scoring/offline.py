@@ -488,7 +488,8 @@ def _judge_agreement(call: CallText, line: RubricLine, comp: Compiled, cands: li
             own_item = prev_own is not None and item(prev_own) is not None
             for b in prev_other:
                 other_proposed = item(b) is not None and (agrees(b) or any(c.question for c in b.clauses))
-                if agrees(b) and (item(b) is not None or own_item) or other_proposed and _any(comp.agree, tt.text):
+                confirms = own_item or PROPOSAL.search(tt.text) is not None or any(c.question for c in tt.clauses)
+                if agrees(b) and (item(b) is not None and confirms or own_item) or other_proposed and _any(comp.agree, tt.text):
                     return LineVerdict(id=line.id, verdict="pass", turn=tt.index, quote=hit.quote,
                                        reason=f"agreed and confirmed in turn {tt.index} ('{hit.what[:60]}')")
         # 2. proposal accepted by the other side's next turn(s)
