@@ -261,16 +261,19 @@ class Orchestrator:
             "path_id": asg.get("path_id"),
             "gates": [{k: g.get(k) for k in ("gate_id", "id", "activity", "status", "certification_id")} for g in gates],
             "difficulty": difficulty,
+            "problems": r.get("problems") or [],
         }
         eid = self.store.event("gap.remediated", rep_id=gap["rep_id"], subject=f"gap:{gap['id']}", cause=ev["id"], data=summary)
         summary["event_id"] = eid
-        parts = [f"scenario {sc.get('scenario_id')} ({sc.get('path')})"]
+        parts = [f"scenario {sc.get('scenario_id')} ({sc.get('path')})"] if sc.get("scenario_id") else []
         if summary["path_id"]:
             parts.append(f"path {summary['path_id']} assigned")
         if blocked:
             parts.append("blocked from " + ", ".join(sorted({str(g.get('activity')) for g in blocked})))
         if shadow:
             parts.append("shadow gate on " + ", ".join(sorted({str(g.get('activity')) for g in shadow})))
+        for p in summary["problems"]:
+            parts.append(f"{p['step']} failed: {p['error']}")
         acts = [Action(ev["id"], ev["type"], "gap.remediated", f"gap {gap['id']} ({gap['line_id']}): " + "; ".join(parts), gap["rep_id"], summary)]
         fb = r.get("feedback")
         if fb:

@@ -361,3 +361,31 @@ def test_handle_call(coach, fake):
     silent = add_call(s, "ana", all_pass(), event=False)
     with pytest.raises(StoreError, match=f"call {silent} has no call.scored event"):
         Orchestrator(coach).handle_call(silent)
+
+
+def test_a_failing_remediation_step_is_undone_alone(playbook_dir, tmp_path, monkeypatch):
+    """Calls without turns cannot make a scenario: the path and the gates still happen, the problem
+    is reported, and the failed step leaves nothing behind (savepoint)."""
+    import tools.scenario as scen_mod
+    from tools.context import Coach
+
+    real = scen_mod.generate_scenario
+
+    def half_then_fail(coach, *a, **kw):
+        coach.store.event("scenario.half-written", rep_id="ana")
+        return real(coach, *a, **kw)  # raises: the calls have no buyer turns
+
+    monkeypatch.setattr(scen_mod, "generate_scenario", half_then_fail)
+    coach = Coach(playbook_dir, tmp_path / "full.db")
+    try:
+        s = coach.store
+        weak_calls(s)
+        acts = Orchestrator(coach).run_pending()
+        rem = next(a for a in acts if a["kind"] == "gap.remediated")
+        assert [p["step"] for p in rem["data"]["problems"]] == ["scenario"]
+        assert "no buyer turns" in rem["data"]["problems"][0]["error"] and "scenario failed" in rem["text"]
+        assert rem["data"]["path_id"] == "path-budget-confirmed" and rem["data"]["gates"]
+        assert count(s, "select count(*) n from events where type = 'scenario.half-written'") == 0
+        assert count(s, "select count(*) n from assignments") == 1
+    finally:
+        coach.close()

@@ -107,27 +107,57 @@ def readiness(coach, gap: dict) -> dict:
     return {"ready": False, "by": None, "needs": "a passed practice on the gap's assignment"}
 
 
+def _step(store: Store, name: str, fn, problems: list[dict]):
+    """Run one remediation step under a savepoint: a step that fails is undone alone and noted,
+    so one broken step (say a scenario that cannot be built) does not cost the others."""
+    sp = f"remediate_{name}"
+    store.db.execute(f"SAVEPOINT {sp}")
+    try:
+        out = fn()
+    except Exception as exc:  # noqa: BLE001 - reported in problems and in the log
+        store.db.execute(f"ROLLBACK TO {sp}")
+        store.db.execute(f"RELEASE {sp}")
+        log.warning("remediation: %s failed: %s", name, exc)
+        problems.append({"step": name, "error": f"{type(exc).__name__}: {exc}"})
+        return None
+    store.db.execute(f"RELEASE {sp}")
+    return out
+
+
 def remediate_gap(coach, gap_id: int, *, difficulty: int | None = None, cause: int | None = None) -> dict:
     """Feedback + scenario from the gap's calls + learning path + gates, for a new or reopened gap.
 
-    Runs inside the caller's transaction when there is one; `cause` is recorded on the events
-    the steps append. Returns what was done."""
+    One transaction (the caller's when there is one); `cause` is recorded on the events the steps
+    append. Each step runs under its own savepoint: a step that fails is undone alone and listed in
+    `problems` (the rest still happens: a learning path and a gate are worth having even when no
+    scenario could be built from the calls). When the rep would be left with nothing to practise
+    (neither a scenario nor an assignment), it raises, so the orchestrator retries.
+    Returns {gap_id, feedback, scenario, assignment, gates, problems}."""
     from tools.feedback import gap_feedback
     from tools.gates import apply_gates_for_gap
     from tools.paths import assign_path
     from tools.scenario import generate_scenario
 
-    gap = coach.store.one("select * from gaps where id = ?", (int(gap_id),))
+    store: Store = coach.store
+    gap = store.one("select * from gaps where id = ?", (int(gap_id),))
     if gap is None:
         raise StoreError(f"unknown gap {gap_id}")
-    feedback = gap_feedback(coach, gap_id)
     kwargs: dict[str, Any] = {}
     if difficulty is not None:
         kwargs["difficulty"] = difficulty
-    scenario = generate_scenario(coach, gap_id, **kwargs)
-    assignment = assign_path(coach, gap["rep_id"], gap_id=gap_id, cause=cause)
-    gates = apply_gates_for_gap(coach, gap_id, cause=cause)
-    return {"gap_id": gap_id, "feedback": feedback, "scenario": scenario, "assignment": assignment, "gates": gates}
+    problems: list[dict] = []
+    with store.transaction():
+        feedback = _step(store, "feedback", lambda: gap_feedback(coach, gap_id), problems)
+        scenario = _step(store, "scenario", lambda: generate_scenario(coach, gap_id, **kwargs), problems)
+        assignment = _step(store, "assignment", lambda: assign_path(coach, gap["rep_id"], gap_id=gap_id, cause=cause), problems)
+        if scenario is None and assignment is None:
+            raise StoreError(
+                f"gap {gap_id} ({gap['line_id']}): nothing to practise: "
+                + "; ".join(f"{p['step']}: {p['error']}" for p in problems)
+            )
+        gates = _step(store, "gates", lambda: apply_gates_for_gap(coach, gap_id, cause=cause), problems) or []
+    return {"gap_id": gap_id, "feedback": feedback, "scenario": scenario, "assignment": assignment, "gates": gates,
+            "problems": problems}
 
 
 def verify_call(coach, call_id: int, *, cause: int | None = None, remediate: bool = True) -> list[dict]:
