@@ -163,7 +163,8 @@ PROPOSAL = re.compile(
     r"\b(let's|let us|how about|what about|can we|could we|shall we|should we|would you be|are you (free|around|available)|"
     r"i'll (send|put|book|set|get|hold|call|see|email|shoot)|i will (send|put|book|set|call)|i can (send|do|set|book|call)|"
     r"invite|calendar|book|schedule|set up|lock in|pencil|hold|meet|see you|talk (to you )?(then|on|monday|tuesday|wednesday|"
-    r"thursday|friday)|i'd suggest|i suggest|i propose|i'd propose|next step)\b"
+    r"thursday|friday)|i'd suggest|i suggest|i propose|i'd propose|next step|demo|session|walkthrough|workshop|kickoff|"
+    r"kick off|follow up call|site visit|site walk|trial|onsite)\b"
 )
 PITCH_SUBJECT = {"our", "we", "we're", "we've", "we'll", "we'd"}
 OFFER = re.compile(
