@@ -278,3 +278,15 @@ def test_answer_requirement(card):
     assert verdict(card, brushed, "pain_identified").verdict == "fail"
     last = call("B: thanks for calling", "R: what are the biggest challenges on your team right now")
     assert verdict(card, last, "pain_identified").verdict == "pass"  # nothing to judge yet (live roleplay turn)
+
+
+def test_agreement_needs_a_proposal_not_a_restated_date_or_price(card):
+    restated = call("R: what's not working with payroll today", "B: payroll closes friday and it's always late and manual for everyone",
+                    "R: our plans start at six dollars an employee", "B: okay fine",
+                    "R: so the board meets on march 13th if you want it in by april", "B: yeah that'd be tight but yeah",
+                    "R: i'll send over some info", "B: thanks")
+    assert verdict(card, restated, "next_step_booked").verdict == "fail"
+    proposed = call("R: what's not working with payroll today", "B: it's always late and manual for everyone",
+                    "R: a setup session thursday at 2 with your admin", "B: yes that works", "R: thanks")
+    v = verdict(card, proposed, "next_step_booked")
+    assert (v.verdict, v.turn) == ("pass", 2)
