@@ -254,7 +254,8 @@ def _v1(db: sqlite_utils.Database) -> None:
 # kept by triggers whatever the writer does, so a warehouse can load incrementally by that
 # cursor. Two summary tables, kept by triggers on `calls` and `verdicts`, let the metrics answer
 # in well under a second on a million calls: `call_daily`, `verdict_daily` (per rep) and
-# `verdict_daily_all` (everyone).
+# `verdict_daily_all` (everyone). Store's connection (sqlite-utils) turns recursive triggers on, which
+# is what makes INSERT OR REPLACE fire the delete triggers too; the touch triggers stop at 'now'.
 
 TS_SQL = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 TS_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]Z"
