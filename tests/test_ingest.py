@@ -172,7 +172,8 @@ def test_watch_inbox_retries_a_file_read_while_half_written(playbook_dir, tmp_pa
         target.write_text(full[: len(full) // 3])  # the exporter stalls mid-file
         assert _wait(lambda: len(errors) == 1)
         assert coach.store.one("select status from ingested_files")["status"] == "failed"
-        target.write_text(full)  # ... then finishes it
+        with target.open("a") as fh:  # ... then finishes it (appends: no empty moment to race with)
+            fh.write(full[len(full) // 3 :])
         assert _wait(lambda: n_calls(coach) == 1)
     finally:
         stop.set()
