@@ -60,7 +60,7 @@ class LLMSettings(Strict):
 
 class Webhook(Strict):
     url: str
-    events: list[str] = Field(default_factory=lambda: ["gate.blocked", "gate.lifted", "certification.passed", "certification.failed"])
+    events: list[str] = Field(default_factory=lambda: ["gate.blocked", "gate.lifted", "gate.shadow", "certification.passed", "certification.failed"])
     secret_env: str = "COACHLOOP_WEBHOOK_SECRET"
 
 
