@@ -13,7 +13,7 @@ Ids are stable slugs: lowercase letters, digits, `_` and `-`.
 """
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Literal
 
 import re

@@ -1,7 +1,6 @@
 """Shared fixtures: a fresh starter playbook and a store for every test that wants one."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

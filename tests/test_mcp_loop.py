@@ -6,7 +6,6 @@ generate_scenario, assign_path, certify, lift_gate, override_verdict, rescore an
 from __future__ import annotations
 
 import json
-import re
 
 import anyio
 import pytest

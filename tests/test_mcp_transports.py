@@ -3,7 +3,6 @@ streamable HTTP (uvicorn on 127.0.0.1) with a valid token, no token and a wrong 
 protocol eras; the /gates endpoint; the CLI's refusals."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket

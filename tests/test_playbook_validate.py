@@ -3,7 +3,6 @@ a broken file never takes the rest down."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from playbook.loader import load_playbook

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
-from store.db import Store, StoreError, now_iso
+from store.db import Store, now_iso
 
 DETAIL_LIMIT = 500
 LIVE_VERDICTS = ("pass", "fail")

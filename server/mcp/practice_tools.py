@@ -3,7 +3,7 @@ gate_check, lift_gate. Each wraps tools/paths, tools/roleplay, tools/certify, to
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
