@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from .db import Store, StoreError, dumps
+from .reps import get_rep, resolve_rep
 
 JSON_COLUMNS = ("call_ids", "scenario_ids", "artifact_versions", "turns", "state", "verdicts", "details", "breakdown")
 ACTIVE_GATE = ("blocked", "shadow")
@@ -33,37 +34,21 @@ def _decode_all(rows: list[dict]) -> list[dict]:
     return [_decode(r) for r in rows]  # type: ignore[misc]
 
 
+def _select(store: Store, table: str, order: str, **equal: Any) -> list[dict]:
+    """Rows of `table` whose columns equal the given values (None or '' = no filter), in `order`."""
+    given = {k: v for k, v in equal.items() if v}
+    where = " and ".join(f"{k} = ?" for k in given)
+    sql = f"select * from {table}" + (f" where {where}" if where else "") + f" order by {order}"
+    return store.query(sql, list(given.values()))
+
+
 # --------------------------------------------------------------------------- reps
 
 
-def find_rep(store: Store, rep: str) -> dict | None:
-    """A rep by id, or by name/alias (case-insensitive)."""
-    if not rep:
-        return None
-    row = store.one("select * from reps where id = ?", (rep,))
-    if row:
-        return row
-    row = store.one("select * from reps where lower(name) = lower(?)", (rep.strip(),))
-    if row:
-        return row
-    for r in store.query("select * from reps where aliases like ?", (f"%{rep.strip()}%",)):
-        try:
-            if rep.strip().lower() in [a.lower() for a in json.loads(r.get("aliases") or "[]")]:
-                return r
-        except ValueError:
-            continue
-    return None
-
-
-def require_rep(store: Store, rep: str) -> dict:
-    row = find_rep(store, rep)
-    if row is None:
-        known = [r["id"] for r in store.query("select id from reps order by id limit 20")]
-        raise StoreError(
-            f"unknown rep '{rep}' (known reps: {', '.join(known) or 'none yet'}); "
-            "reps are created when their calls are scored or with `coachloop rep add`"
-        )
-    return row
+# `find_rep` (None when unknown) and `require_rep` (StoreError naming the known reps) are the
+# rep lookups of store/reps.py: by id, slug, name or alias, case- and space-insensitive.
+find_rep = resolve_rep
+require_rep = get_rep
 
 
 # --------------------------------------------------------------------------- gaps and calls
@@ -140,14 +125,7 @@ def active_assignment_for_gap(store: Store, gap_id: int) -> dict | None:
 
 
 def list_assignments(store: Store, rep_id: str | None = None, status: str | None = None) -> list[dict]:
-    sql, params = "select * from assignments where 1=1", []
-    if rep_id:
-        sql += " and rep_id = ?"
-        params.append(rep_id)
-    if status:
-        sql += " and status = ?"
-        params.append(status)
-    return _decode_all(store.query(sql + " order by id", params))
+    return _decode_all(_select(store, "assignments", "id", rep_id=rep_id, status=status))
 
 
 def update_assignment(store: Store, assignment_id: int, **fields: Any) -> None:
@@ -183,14 +161,7 @@ def update_session(store: Store, session_id: str, **fields: Any) -> None:
 
 
 def list_sessions(store: Store, rep_id: str | None = None, status: str | None = None) -> list[dict]:
-    sql, params = "select * from practice_sessions where 1=1", []
-    if rep_id:
-        sql += " and rep_id = ?"
-        params.append(rep_id)
-    if status:
-        sql += " and status = ?"
-        params.append(status)
-    return _decode_all(store.query(sql + " order by started_at, id", params))
+    return _decode_all(_select(store, "practice_sessions", "started_at, id", rep_id=rep_id, status=status))
 
 
 # --------------------------------------------------------------------------- certifications
@@ -216,11 +187,7 @@ def certification_attempts(store: Store, rep_id: str, certification_id: str) -> 
 
 
 def list_certifications(store: Store, rep_id: str | None = None) -> list[dict]:
-    sql, params = "select * from certifications", []
-    if rep_id:
-        sql += " where rep_id = ?"
-        params.append(rep_id)
-    return _decode_all(store.query(sql + " order by id", params))
+    return _decode_all(_select(store, "certifications", "id", rep_id=rep_id))
 
 
 # --------------------------------------------------------------------------- gates
@@ -233,6 +200,7 @@ def insert_gate(store: Store, row: dict) -> int:
 
 
 def active_gates(store: Store, rep_id: str, activity: str | None = None, certification_id: str | None = None) -> list[dict]:
+    """The rep's open (blocked or shadow) gates, oldest first."""
     sql = "select * from gates where rep_id = ? and status in ('blocked', 'shadow')"
     params: list[Any] = [rep_id]
     if activity:
@@ -245,14 +213,7 @@ def active_gates(store: Store, rep_id: str, activity: str | None = None, certifi
 
 
 def list_gates(store: Store, rep_id: str | None = None, status: str | None = None) -> list[dict]:
-    sql, params = "select * from gates where 1=1", []
-    if rep_id:
-        sql += " and rep_id = ?"
-        params.append(rep_id)
-    if status:
-        sql += " and status = ?"
-        params.append(status)
-    return store.query(sql + " order by id", params)
+    return _select(store, "gates", "id", rep_id=rep_id, status=status)
 
 
 def update_gate(store: Store, gate_id: int, **fields: Any) -> None:
