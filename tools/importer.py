@@ -27,6 +27,8 @@ from typing import Any
 import yaml
 
 from store.db import Store, StoreError, now_iso
+from store.deals import parse_when, record_deal
+from store.reps import resolve_rep, slugify, upsert_rep
 
 REP_FIELDS = ("name", "id", "email", "team", "manager", "segment", "hire_date", "quota", "period", "attained")
 DEAL_FIELDS = ("id", "name", "owner", "stage", "amount", "created", "close_date", "stage_date", "won", "closed", "outcome", "segment", "calls")
@@ -327,8 +329,6 @@ def import_reps(coach_or_store, path: str | Path, mapping: Any = None, *, period
             records.append((line, rec))
     if errors:
         raise ImportFailed(str(path), errors)
-    from store.reps import resolve_rep, upsert_rep
-
     created = updated = quotas = 0
     seen: set[str] = set()
     with store.transaction() as db:
@@ -362,12 +362,6 @@ def import_reps(coach_or_store, path: str | Path, mapping: Any = None, *, period
 
 
 # --------------------------------------------------------------------------- deals
-
-
-def _slug(text: str) -> str:
-    from store.reps import slugify
-
-    return slugify(text)
 
 
 def _outcome(rec: dict, stage: str | None) -> str:
@@ -414,8 +408,6 @@ def import_deals(coach_or_store, path: str | Path, mapping: Any = None) -> dict:
         raise ImportFailed(str(path), [RowError(1, None, f"no column for {', '.join(missing)}; columns are: {', '.join(header)}. "
                                                         "Map them with --map 'COLUMN=field'")],
                            header=f"{path}: nothing imported:")
-    from store.reps import resolve_rep
-
     colname = {f: header[i] for f, i in idx.items()}
     errors: list[RowError] = []
     records: list[tuple[int, dict]] = []
@@ -430,7 +422,7 @@ def import_deals(coach_or_store, path: str | Path, mapping: Any = None) -> dict:
             errors.append(RowError(line, colname.get(fld) if fld else None, msg))
 
         rec["name"] = _cell(cells, idx, "name") or None
-        rec["id"] = _cell(cells, idx, "id") or (_slug(rec["name"]) if rec["name"] else None)
+        rec["id"] = _cell(cells, idx, "id") or (slugify(rec["name"]) if rec["name"] else None)
         if not rec["id"]:
             fail("id" if "id" in idx else "name", "the deal has no id and no name")
         owner = _cell(cells, idx, "owner")
@@ -483,8 +475,6 @@ def import_deals(coach_or_store, path: str | Path, mapping: Any = None) -> dict:
     if errors:
         raise ImportFailed(str(path), errors)
 
-    from store.deals import record_deal
-
     groups: dict[str, list[tuple[int, dict]]] = {}
     for line, rec in records:
         groups.setdefault(rec["id"], []).append((line, rec))
@@ -512,13 +502,13 @@ def import_deals(coach_or_store, path: str | Path, mapping: Any = None) -> dict:
                             [deal_id, r["stage"]] + ([at[:10]] if at else []),
                         )
                         if seen is None:  # the same history imported again adds nothing
-                            _append_stage(store, record_deal, deal_id, r["stage"], at)
+                            _append_stage(store, deal_id, r["stage"], at)
                 outcome = last["outcome"]
                 cur = store.one("select outcome from deals where id = ?", [deal_id])["outcome"]
                 if outcome != cur:
                     record_deal(store, deal_id, outcome=outcome, at=last["close_date"] or last["stage_date"] if outcome != "open" else None)
                 elif outcome != "open" and last["close_date"]:
-                    db.execute("update deals set closed_at = ? where id = ?", [_iso_time(last["close_date"]), deal_id])
+                    db.execute("update deals set closed_at = ? where id = ?", [parse_when(last["close_date"], "close_date"), deal_id])
                 for _, r in items:
                     for cid in r["calls"]:
                         db.execute("update calls set deal_id = ? where id = ?", [deal_id, cid])
@@ -537,19 +527,10 @@ def import_deals(coach_or_store, path: str | Path, mapping: Any = None) -> dict:
     return summary
 
 
-def _append_stage(store: Store, record_deal, deal_id: str, stage: str, at: str | None) -> None:
+def _append_stage(store: Store, deal_id: str, stage: str, at: str | None) -> None:
     """Append a stage to the history even when it equals the current stage (record_deal would skip it)."""
     cur = store.one("select stage from deals where id = ?", [deal_id])
     if cur and cur["stage"] == stage:
-        from store.deals import parse_when
-
         store.db.execute("insert into deal_stages (deal_id, stage, at) values (?, ?, ?)", [deal_id, stage, parse_when(at) or now_iso()])
     else:
         record_deal(store, deal_id, stage=stage, at=at)
-
-
-def _iso_time(value: str) -> str:
-    if len(value) == 10:
-        return datetime.fromisoformat(value).replace(tzinfo=timezone.utc).isoformat()
-    return value
-
