@@ -262,3 +262,37 @@ def test_practice_no_certification_covers_completes_its_assignment(playbook_dir,
     assert [a["status"] for a in list_assignments(coach, "priya-raman")] == ["passed"]
     assert asg["certifications"] == []
     coach.close()
+
+
+def test_certify_is_one_transaction_against_a_second_process(trusted, playbook_dir, monkeypatch):
+    """A second connection (another process) certifying the same session while the first is
+    between its look for an earlier verdict and its insert: one certification row, the other
+    caller gets it back as a duplicate."""
+    import threading
+
+    from tools import certify as certify_mod
+
+    coach, gap, asg, _ = trusted
+    sid = _practice(coach, asg["scenario_ids"][0], BAD)
+    other = Coach(playbook_dir, coach.store.path)
+    results: dict[str, dict] = {}
+    real = certify_mod.q.certification_attempts
+
+    def attempts_then_race(store, *a, **k):
+        out = real(store, *a, **k)
+        if store is coach.store and "other" not in results:
+            t = threading.Thread(target=lambda: results.__setitem__("other", certify(other, sid)))
+            t.start()
+            t.join(0.5)  # bounded: with one transaction the other waits on the write lock until we commit
+            results["other_started"] = {"done": not t.is_alive()}
+            results["thread"] = t  # type: ignore[assignment]
+        return out
+
+    monkeypatch.setattr(certify_mod.q, "certification_attempts", attempts_then_race)
+    mine = certify(coach, sid)
+    results["thread"].join(30)  # type: ignore[union-attr]
+    other.close()
+    assert results["other_started"]["done"] is False  # it waited for our transaction
+    assert coach.store.one("select count(*) n from certifications where session_id = ?", (sid,))["n"] == 1
+    assert mine["duplicate"] is False and results["other"]["duplicate"] is True and results["other"]["id"] == mine["id"]
+    assert len(_events(coach, "certification.failed")) == 1

@@ -81,7 +81,16 @@ def _gate_cleared(store, gate: dict, passed_lines: list[str]) -> bool:
 def certify(coach, session_id: str, *, cause: int | None = None) -> dict:
     """Judge an ended practice session; see the module docstring. Returns {status (passed |
     failed | needs_manager | uncertified), certification_id, certification_version, score,
-    pass_mark, attempt, attempts_allowed, lines: [{id, verdict}], lifted, next_assignment, ...}."""
+    pass_mark, attempt, attempts_allowed, lines: [{id, verdict}], lifted, next_assignment, ...}.
+
+    One transaction from the look for an earlier verdict on the session to the last write: two
+    callers certifying the same session (the orchestrator and an MCP call, or two processes) get
+    one certification row and one attempt, not two."""
+    with coach.store.transaction():
+        return _certify(coach, session_id, cause)
+
+
+def _certify(coach, session_id: str, cause: int | None) -> dict:
     store = coach.store
     prior = q.certification_for_session(store, str(session_id))
     if prior is not None:
@@ -148,23 +157,22 @@ def certify(coach, session_id: str, *, cause: int | None = None) -> dict:
         "assignment_id": session.get("assignment_id"),
         "session_passed": ok,
     }
-    with store.transaction():
-        with store.transaction() as db:
-            db["certifications"].insert(
-                {
-                    "rep_id": session["rep_id"],
-                    "certification_id": cert.id,
-                    "certification_version": version,
-                    "session_id": session["id"],
-                    "gap_id": gap_id,
-                    "status": "passed" if status == "passed" else "failed",
-                    "score": score,
-                    "attempt": attempt,
-                    "details": dumps({**details, "outcome": status}),
-                    "created_at": now_iso(),
-                }
-            )
-            row_id = db.execute("select last_insert_rowid()").fetchone()[0]
+    with store.transaction() as db:
+        db["certifications"].insert(
+            {
+                "rep_id": session["rep_id"],
+                "certification_id": cert.id,
+                "certification_version": version,
+                "session_id": session["id"],
+                "gap_id": gap_id,
+                "status": "passed" if status == "passed" else "failed",
+                "score": score,
+                "attempt": attempt,
+                "details": dumps({**details, "outcome": status}),
+                "created_at": now_iso(),
+            }
+        )
+        row_id = db.execute("select last_insert_rowid()").fetchone()[0]
         ev = store.event(
             "certification.passed" if status == "passed" else "certification.failed",
             rep_id=session["rep_id"],
