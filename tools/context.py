@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 from pathlib import Path
 
 from playbook.loader import Playbook, load_playbook
-from store.db import Store
+from store.db import Store, StoreError
 
 log = logging.getLogger("coachloop")
 
@@ -20,7 +21,7 @@ class Coach:
 
     def __init__(self, playbook_dir: str | Path, store: Store | str | Path = ":memory:"):
         self.playbook_dir = Path(playbook_dir).resolve()
-        self.store = store if isinstance(store, Store) else Store(store)
+        self.store = store if isinstance(store, Store) else open_store(store)
         self._lock = threading.RLock()
         self._playbook: Playbook = load_playbook(self.playbook_dir)
         self.listeners: list = []  # callables(old, new) run after each reload
@@ -47,6 +48,26 @@ class Coach:
 
     def close(self) -> None:
         self.store.close()
+
+
+def open_store(path: str | Path) -> Store:
+    """Open (or create) the database at `path`; a path that cannot hold a database (a folder, a file
+    that is not SQLite, a place that cannot be written) is a `StoreError` naming it, not a crash."""
+    try:
+        return Store(path)
+    except (sqlite3.Error, OSError) as exc:
+        where = str(path)
+        if Path(where).is_dir():
+            why = "that is a folder, not a database file"
+        elif isinstance(exc, (FileExistsError, NotADirectoryError)):
+            why = f"part of that path is a file, not a folder ({exc.filename})"
+        elif isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+            why = "the file exists but is not a coachloop (SQLite) database"
+        else:
+            why = str(exc)
+        raise StoreError(
+            f"cannot open the database {where}: {why}; pass --db (or set COACHLOOP_DB to) a writable .db file path"
+        ) from None
 
 
 def default_playbook_dir() -> str:

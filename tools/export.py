@@ -142,6 +142,8 @@ def export(coach_or_store, out_dir: str | Path, fmt: str = "csv", since: str | N
     cursor = normalise_cursor(since)
     store = _store(coach_or_store)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file: --to takes the folder to write the export into")
     out.mkdir(parents=True, exist_ok=True)
     ext = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}[fmt]
     started = datetime.now(timezone.utc)

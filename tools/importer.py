@@ -137,6 +137,8 @@ def load_mapping(mapping: Any) -> tuple[dict[str, str], list[str]]:
 
 def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     raw = path.read_bytes()
+    if b"\x00" in raw[:65536]:
+        raise ValueError(f"{path}: contains NUL bytes: this looks like a binary file (a spreadsheet?), not a CSV; export the report as CSV")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -151,7 +153,14 @@ def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     header: list[str] | None = None
     start = 1
     blank_seen = False
-    for cells in reader:
+    cells_iter = iter(reader)
+    while True:
+        try:
+            cells = next(cells_iter)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise ValueError(f"{path}: line {reader.line_num}: not a readable CSV ({exc}); export the report as CSV") from None
         line = start
         start = reader.line_num + 1
         if header is None:

@@ -203,6 +203,8 @@ def write_report(coach, out: str | Path, rep: str | None = None, team: str | Non
     data = report_data(coach, rep=rep, team=team, since=since, until=until)
     text = render_html(data)
     out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"{out} is a folder: name the HTML file to write, e.g. {out / 'report.html'}")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")

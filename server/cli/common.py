@@ -64,6 +64,22 @@ def err(msg: str) -> None:
     print(f"coachloop: {msg}", file=sys.stderr)
 
 
+def describe_os_error(exc: OSError) -> str:
+    """One line for a file-system error: the path first, then what is wrong with it in plain words."""
+    if exc.errno is None or not exc.filename:
+        return str(exc)  # raised with our own message
+    where = str(exc.filename)
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        return f"{where}: part of this path is a file, not a folder; choose another path"
+    if isinstance(exc, IsADirectoryError):
+        return f"{where}: is a folder where a file is needed; give a file path"
+    if isinstance(exc, FileNotFoundError):
+        return f"{where}: no such file or folder"
+    if isinstance(exc, PermissionError):
+        return f"{where}: permission denied; choose a path you can write to"
+    return f"{where}: {exc.strerror or exc}"
+
+
 def command(fn: Callable[[argparse.Namespace], int | None]) -> Callable[[argparse.Namespace], int]:
     """Wrap a sub-command: known errors become one line on stderr and exit 1, never a traceback."""
 
@@ -74,8 +90,14 @@ def command(fn: Callable[[argparse.Namespace], int | None]) -> Callable[[argpars
         except CLIError as exc:
             err(str(exc))
             return exc.code
-        except (PlaybookError, StoreError, TranscriptError, LLMError, FileNotFoundError, ValueError) as exc:
+        except (PlaybookError, StoreError, TranscriptError, LLMError, ValueError) as exc:
             err(str(exc))
+            return 1
+        except OSError as exc:  # a missing file, a folder that cannot be written, a full disk, ...
+            err(describe_os_error(exc))
+            return 1
+        except sqlite3.OperationalError as exc:  # database locked by another process, disk I/O error
+            err(f"database {db_path(args)}: {exc}")
             return 1
 
     return run
