@@ -27,7 +27,10 @@ class StoreError(Exception):
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    """Now as an ISO 8601 UTC string with milliseconds: the one format every timestamp column uses
+    (order-preserving as text, and fine-grained enough that a call scored right after a practice
+    sorts after it)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def dumps(value: Any) -> str:

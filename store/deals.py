@@ -24,7 +24,9 @@ def parse_when(value: Any, field: str = "at") -> str | None:
             raise StoreError(f"{field}: '{value}' is not an ISO 8601 date or time (e.g. 2026-03-14 or 2026-03-14T15:30:00Z)") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+    dt = dt.astimezone(timezone.utc)
+    # whole seconds stay as given ('...T15:00:00+00:00'); finer times keep milliseconds, like now_iso()
+    return dt.isoformat(timespec="milliseconds" if dt.microsecond else "seconds")
 
 
 def record_deal(

@@ -32,7 +32,7 @@ def small(result) -> dict:
 def score_args(entry: dict) -> dict:
     return {
         "transcript": (DEMO_DATA / entry["file"]).read_text(), "rep": entry["rep"], "segment": "mid-market",
-        "deal": entry["deal"], "stage": entry["stage"], "time": entry["at"], "source_name": entry["file"],
+        "deal": entry["deal"], "stage": entry["stage"], "time": entry.get("at"), "source_name": entry["file"],
     }
 
 
