@@ -43,12 +43,7 @@ def norm_kind(kind: str) -> str:
 def record_version(store: Store, kind: str, artifact_id: str, version: str, path: str, text: str,
                    first_seen: str | None = None) -> bool:
     """Keep one version's text; True when it was not stored before."""
-    with store.transaction() as db:
-        cur = db.execute(
-            "insert or ignore into artifact_versions (kind, artifact_id, version, path, text, first_seen) values (?, ?, ?, ?, ?, ?)",
-            (kind, artifact_id, version, path, text, first_seen or now_iso()),
-        )
-        return cur.rowcount == 1
+    return bool(record_many(store, [(kind, artifact_id, version, path, text)], first_seen))
 
 
 def record_many(store: Store, rows: Iterable[tuple[str, str, str, str, str]], first_seen: str | None = None) -> list[tuple[str, str, str]]:

@@ -16,6 +16,7 @@ from playbook.loader import Playbook, PlaybookError
 from playbook.models import Certification, LearningPath
 from store import loop as q
 from store.db import StoreError, now_iso
+from store.versions import record_many
 
 
 def path_for_line(pb: Playbook, scorecard_id: str, line_id: str) -> LearningPath | None:
@@ -63,16 +64,13 @@ def versions(pb: Playbook, path_id: str | None, scenario_ids: list[str], cert_id
 def _record_versions(coach, refs: dict[str, str]) -> None:
     """Keep the exact text of every artifact version an assignment names (artifact_versions)."""
     pb = coach.playbook
-    db = coach.store.db
+    rows = []
     for ref, version in refs.items():
         kind, aid = ref.split("/", 1)
         art = pb.get(kind, aid)
-        if art is None or not version:
-            continue
-        db.execute(
-            "insert or ignore into artifact_versions (kind, artifact_id, version, path, text, first_seen) values (?, ?, ?, ?, ?, ?)",
-            (kind, aid, version, art.path, art.text, now_iso()),
-        )
+        if art is not None and version:
+            rows.append((kind, aid, version, art.path, art.text))
+    record_many(coach.store, rows)
 
 
 def _due(due: Any) -> str | None:
