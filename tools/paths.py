@@ -91,6 +91,15 @@ def _public(row: dict, **extra: Any) -> dict:
     return out
 
 
+def _existing_for_gap(store, gap_id: int) -> dict | None:
+    """The gap's active assignment as `assign_path` returns a duplicate, or None."""
+    existing = q.active_assignment_for_gap(store, gap_id)
+    if existing is None:
+        return None
+    certs = [k.split("/", 1)[1] for k in existing["artifact_versions"] if k.startswith("certifications/")]
+    return _public(existing, duplicate=True, certifications=certs)
+
+
 def assign_path(
     coach,
     rep_id: str,
@@ -113,9 +122,9 @@ def assign_path(
         gap = q.require_gap(store, gap_id)
         if gap["rep_id"] != rep["id"]:
             raise StoreError(f"gap {gap['id']} belongs to rep '{gap['rep_id']}', not '{rep['id']}'")
-        existing = q.active_assignment_for_gap(store, gap["id"])
+        existing = _existing_for_gap(store, gap["id"])
         if existing is not None:
-            return _public(existing, duplicate=True, certifications=[k.split("/", 1)[1] for k in existing["artifact_versions"] if k.startswith("certifications/")])
+            return existing
     if gap is None and path_id is None and not scenario_ids:
         raise ValueError("assign_path needs a gap, a path or scenarios (--gap ID or --path P)")
 
@@ -169,6 +178,10 @@ def assign_path(
         "created_at": now_iso(),
     }
     with store.transaction():
+        if gap is not None:  # checked again under the write lock: another caller may have assigned it meanwhile
+            existing = _existing_for_gap(store, gap["id"])
+            if existing is not None:
+                return existing
         aid = q.insert_assignment(store, row)
         _record_versions(coach, refs)
         store.event(
