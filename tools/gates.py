@@ -189,19 +189,19 @@ def apply_gates_for_gap(coach, gap_id: int, *, cause: int | None = None) -> list
         trust = line_trust(coach, cert, gap["line_id"])
         status = "blocked" if trust["trusted"] else "shadow"
         action, scenario = _action_for(coach, gap["rep_id"], gap["id"], cert)
+        said = (gap.get("statement") or "").split(";")[0].strip().rstrip(".")
+        reason = (
+            f"open gap {gap['id']} on '{gap['line_id']}'" + (f" ({said})" if said else "")
+            + f": certification '{cert.id}' required ({trust['reason']})"
+        )
+        if status == "shadow":
+            reason += "; shadow mode: recorded, not blocking"
         for activity in cert.gates:
-            existing = [g for g in q.active_gates(store, gap["rep_id"], activity, cert.id) if g.get("gap_id") == gap["id"]]
-            if existing:
-                out.append(_gate_dict(existing[0]) | {"existing": True})
-                continue
-            said = (gap.get("statement") or "").split(";")[0].strip().rstrip(".")
-            reason = (
-                f"open gap {gap['id']} on '{gap['line_id']}'" + (f" ({said})" if said else "")
-                + f": certification '{cert.id}' required ({trust['reason']})"
-            )
-            if status == "shadow":
-                reason += "; shadow mode: recorded, not blocking"
-            with store.transaction():
+            with store.transaction():  # the look for an open gate and the insert are one unit
+                existing = [g for g in q.active_gates(store, gap["rep_id"], activity, cert.id) if g.get("gap_id") == gap["id"]]
+                if existing:
+                    out.append(_gate_dict(existing[0]) | {"existing": True})
+                    continue
                 gid = q.insert_gate(
                     store,
                     {
