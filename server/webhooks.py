@@ -195,22 +195,29 @@ class WebhookDeliverer:
                 cur = self._max_event()
                 self._set_cursor(hook.url, cur)
             wanted = set(hook.events)
+            saved = cur
             while not self._stop.is_set():
                 batch = self.coach.store.events(since_id=cur, limit=200)
                 if not batch:
                     break
+                paused = False
                 for ev in batch:
                     if ev["type"] in wanted:
                         outcome = self._deliver_one(hook, secret, ev)
                         if outcome == "paused":
-                            self._paused_until[hook.url] = time.monotonic() + self.max_delay
+                            paused = True
                             break
                         sent += outcome == "sent"
-                    cur = ev["id"]
+                        cur = saved = ev["id"]
+                        self._set_cursor(hook.url, cur)  # each delivery recorded at once: never sent twice
+                    else:
+                        cur = ev["id"]
+                if cur != saved:  # the events of other types passed over: one write per batch, not one per event
                     self._set_cursor(hook.url, cur)
-                else:
-                    continue
-                break
+                    saved = cur
+                if paused:
+                    self._paused_until[hook.url] = time.monotonic() + self.max_delay
+                    break
         return sent
 
     # ------------------------------------------------------------------ thread

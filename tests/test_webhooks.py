@@ -184,3 +184,26 @@ def test_background_thread_delivers(playbook_dir, tmp_path, receiver):
 
 def test_sign_matches_hmac():
     assert sign("k", b"{}") == "sha256=" + hmac.new(b"k", b"{}", hashlib.sha256).hexdigest()
+
+
+def test_other_events_move_the_cursor_in_one_write_and_a_pause_keeps_it_before_the_failure(playbook_dir, tmp_path, monkeypatch):
+    rec = Receiver([500])
+    try:
+        with_webhooks(playbook_dir, rec.url, events=["gate.blocked"])
+        coach = Coach(playbook_dir, tmp_path / "w.db")
+        d = deliverer(coach, max_attempts=1)
+        writes = []
+        real = d._set_cursor
+        monkeypatch.setattr(d, "_set_cursor", lambda url, eid: writes.append(eid) or real(url, eid))
+        noise = [emit(coach, "call.scored") for _ in range(50)]
+        failing = emit(coach, "gate.blocked")
+        assert d.run_once() == 0
+        assert writes == [noise[-1]] and d.cursor(rec.url) == noise[-1]  # 50 passed over in one write; paused before the failure
+        d._paused_until.clear()
+        writes.clear()
+        more = [emit(coach, "call.scored") for _ in range(3)]
+        assert d.run_once() == 1
+        assert writes == [failing, more[-1]] and d.cursor(rec.url) == more[-1]
+        coach.close()
+    finally:
+        rec.close()
