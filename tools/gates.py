@@ -76,23 +76,10 @@ def per_line_agreement(report: Any) -> dict[str, dict]:
 
 
 def _run_tests(coach, scorecard_id: str) -> Any:
-    """The scorecard's rubric-test report: `run_rubric_tests`, or the scorer's `evaluate` over the
-    playbook's labelled tests when that entry point is not there."""
-    try:
-        from tools.scoring.rubric_tests import run_rubric_tests
-    except ImportError:
-        run_rubric_tests = None
-    if run_rubric_tests is not None:
-        return run_rubric_tests(coach.playbook, scorecard_id)
-    from tools.scoring.evaluate import LabelledCall, evaluate, turns_from_dicts
+    """The scorecard's rubric-test report (`run_rubric_tests`)."""
+    from tools.scoring.rubric_tests import run_rubric_tests
 
-    pb = coach.playbook
-    cases = [
-        LabelledCall(rel, t.rep, turns_from_dicts(t.turns, t.rep, rel), {k: v.model_dump() for k, v in t.labels.items()})
-        for rel, t in pb.tests.get(scorecard_id, [])
-    ]
-    art = pb.require("scorecards", scorecard_id)
-    return evaluate(cases, art.model, version=art.version)
+    return run_rubric_tests(coach.playbook, scorecard_id)
 
 
 def _trust_key(coach, scorecard_id: str) -> tuple:

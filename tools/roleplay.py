@@ -35,6 +35,7 @@ from typing import Any
 from playbook.models import RubricLine, Scenario, Scorecard
 from store import loop as q
 from store.db import StoreError
+from tools.scoring import score_turns
 from tools.transcripts.model import Turn
 
 from .feedback import is_question, mentions
@@ -86,7 +87,7 @@ def _now(now: datetime | str | None) -> datetime:
 
 
 def _phrase_match(line: RubricLine, text: str) -> bool:
-    """Fallback matcher used only when the scoring package is not installed."""
+    """Fallback matcher, used only when the call scorer fails on a turn (logged)."""
     low = text.lower()
     if any(p.lower() in low for p in line.not_phrases) or any(re.search(p, text, re.I) for p in line.not_patterns):
         return False
@@ -105,10 +106,6 @@ def line_passes(scorecard: Scorecard, line_id: str, rep_text: str, context: str 
     line = scorecard.line(line_id)
     if line is None or not rep_text.strip():
         return False
-    try:
-        from tools.scoring import score_turns
-    except ImportError:  # scoring not installed: plain phrase matching
-        return _phrase_match(line, rep_text)
     mini = scorecard.model_copy(update={"lines": [line.model_copy(update={"where": "any"})]})
     turns: list[Turn] = []
     if context:
