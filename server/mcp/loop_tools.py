@@ -711,16 +711,8 @@ def gate_result(raw: Any, rep: str, activity: str) -> GateCheckResult:
 
 
 def register(mcp, coach: Coach) -> None:
-    for name, fn in (
-        ("calls", _register_calls),
-        ("attribute", _register_attribute),
-        ("scenario", _register_scenario),
-        ("metrics", _register_metrics),
-    ):
-        try:
-            fn(mcp, coach)
-        except ImportError as exc:
-            log.warning("MCP tools of tools.%s are not available: %s", name, exc)
+    for fn in (_register_calls, _register_attribute, _register_scenario, _register_metrics):
+        fn(mcp, coach)
     from . import practice_tools
 
     practice_tools.register(mcp, coach)
