@@ -399,6 +399,7 @@ def run_job(coach, job_id: int, *, chunk: int = 500, max_seconds: float | None =
     finally:
         if pool is not None:
             pool.terminate()
+            pool.join()  # reap the worker processes (terminate alone leaves them to the garbage collector)
 
 
 _W: dict[str, Any] = {}
