@@ -8,6 +8,7 @@ verdict is overridden; re-scoring updates the engine's verdict and leaves an ove
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from .db import Store, StoreError, dumps, now_iso
@@ -23,8 +24,11 @@ VERDICT_COLUMNS = (
 )
 VERDICTS = ("pass", "fail", "na")
 
-_INSERT_CALL = f"insert into calls ({', '.join(CALL_COLUMNS)}) values ({', '.join('?' for _ in CALL_COLUMNS)})"
-_INSERT_VERDICT = f"insert into verdicts ({', '.join(VERDICT_COLUMNS)}) values ({', '.join('?' for _ in VERDICT_COLUMNS)})"
+# inserts also write `updated_at` (see updated_at_now)
+_CALL_INSERT_COLUMNS = (*CALL_COLUMNS, "updated_at")
+_VERDICT_INSERT_COLUMNS = (*VERDICT_COLUMNS, "updated_at")
+_INSERT_CALL = f"insert into calls ({', '.join(_CALL_INSERT_COLUMNS)}) values ({', '.join('?' for _ in _CALL_INSERT_COLUMNS)})"
+_INSERT_VERDICT = f"insert into verdicts ({', '.join(_VERDICT_INSERT_COLUMNS)}) values ({', '.join('?' for _ in _VERDICT_INSERT_COLUMNS)})"
 
 
 def find_by_hash(store: Store, source_hash: str) -> int | None:
@@ -49,9 +53,11 @@ def insert_call(store: Store, call: dict, verdicts: Iterable[dict]) -> tuple[int
         row.setdefault("created_at", now)
         row.setdefault("scored_at", now)
         row.setdefault("live", 1)
+        # written here in the format the touch triggers use, so they need not UPDATE each new row
+        row.setdefault("updated_at", updated_at_now())
         if not isinstance(row.get("turns"), (str, type(None))):
             row["turns"] = dumps(row["turns"])
-        cur = db.execute(_INSERT_CALL, [row.get(c) for c in CALL_COLUMNS])
+        cur = db.execute(_INSERT_CALL, [row.get(c) for c in _CALL_INSERT_COLUMNS])
         call_id = cur.lastrowid
         db.conn.executemany(_INSERT_VERDICT, [_verdict_values(call_id, v, row) for v in verdicts])
     return call_id, False
@@ -75,7 +81,14 @@ def _verdict_values(call_id: int, v: dict, call: dict) -> list[Any]:
         None,
         None,
         None,
+        call.get("updated_at"),
     ]
+
+
+def updated_at_now() -> str:
+    """Now as the `updated_at` triggers write it (schema.TS_SQL: `2026-01-31T12:00:00.123Z`)."""
+    n = datetime.now(timezone.utc)
+    return n.strftime("%Y-%m-%dT%H:%M:%S.") + f"{n.microsecond // 1000:03d}Z"
 
 
 def _call_row(row: dict, with_turns: bool) -> dict:

@@ -242,7 +242,7 @@ class PreparedCall:
     engine_version: str
     score: float
     verdicts: list[dict]
-    turns: list[dict]
+    turns: str  # the turns as stored: JSON text, serialised in the worker (cheaper to pickle, off the writer)
     occurred_at: str
     segment_hint: str | None = None
 
@@ -285,7 +285,7 @@ def prepare_call(
         score=float(scored.score),
         verdicts=[{"line_id": ln.id, "verdict": ln.verdict, "turn": ln.turn, "quote": ln.quote, "reason": ln.reason}
                   for ln in scored.lines],
-        turns=[_turn_json(t) for t in transcript.turns],
+        turns=dumps([_turn_json(t) for t in transcript.turns]),
         occurred_at=parse_when(occurred_at, "occurred_at") or _meta_time(meta) or now_iso(),
         segment_hint=_meta_str(meta, "segment"),
     )
