@@ -276,6 +276,9 @@ def _v1_tracking(db: sqlite_utils.Database) -> None:
     db["gaps"].create_index(["closed_at"], if_not_exists=True)
     db["certifications"].create_index(["gap_id"], if_not_exists=True)
     db["certifications"].create_index(["created_at"], if_not_exists=True)
+    db["certifications"].create_index(["session_id"], if_not_exists=True)  # certify: an earlier verdict on the session
+    db["certifications"].create_index(["rep_id", "certification_id"], if_not_exists=True)  # certify: attempts so far
+    db["practice_sessions"].create_index(["rep_id", "status"], if_not_exists=True)  # start_session: the rep's active ones
     db["practice_sessions"].create_index(["assignment_id"], if_not_exists=True)
     db["practice_sessions"].create_index(["started_at"], if_not_exists=True)
     db["assignments"].create_index(["gap_id"], if_not_exists=True)
