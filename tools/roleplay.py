@@ -39,6 +39,7 @@ from tools.scoring import score_turns
 from tools.transcripts.model import Turn
 
 from .feedback import is_question, mentions
+from .rollout import iso_ms  # session times keep milliseconds, like every stored time (now_iso)
 
 log = logging.getLogger("coachloop")
 
@@ -63,12 +64,6 @@ def _parse(ts: str | None) -> datetime | None:
     except ValueError:
         return None
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
-def _iso(dt: datetime) -> str:
-    """Session times keep milliseconds: a practice that ends within the second a playbook change
-    landed must still sort after it (rollouts compare the two)."""
-    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _now(now: datetime | str | None) -> datetime:
@@ -225,7 +220,7 @@ def _expired(coach, row: dict, now: datetime) -> bool:
 
 def _expire(coach, row: dict, now: datetime) -> None:
     with coach.store.transaction():
-        q.update_session(coach.store, row["id"], status="expired", ended_at=_iso(now))
+        q.update_session(coach.store, row["id"], status="expired", ended_at=iso_ms(now))
         coach.store.event(
             "practice.expired",
             rep_id=row["rep_id"],
@@ -286,7 +281,7 @@ def start_session(coach, rep: str, scenario_id: str, assignment_id: int | None =
             _expire(coach, old, t_now)
     client = _llm_client(coach)
     engine = "llm" if client is not None else "offline"
-    t = _iso(t_now)
+    t = iso_ms(t_now)
     sid = "ps-" + uuid.uuid4().hex[:12]
     turns = [{"role": "buyer", "speaker": scenario.persona.name, "text": scenario.opening}]
     with store.transaction():
@@ -376,7 +371,7 @@ def reply(coach, session_id: str, text: str, *, now: datetime | str | None = Non
                 f"practice session {row['id']} changed while the buyer was answering (another message or an end); "
                 f"see it with `coachloop practice show {row['id']}` and send your message again"
             )
-        q.update_session(coach.store, row["id"], turns=turns, state=state, last_activity_at=_iso(t_now))
+        q.update_session(coach.store, row["id"], turns=turns, state=state, last_activity_at=iso_ms(t_now))
     return {
         "session_id": row["id"],
         "buyer": answer,
@@ -455,8 +450,8 @@ def end_session(coach, session_id: str, *, now: datetime | str | None = None) ->
             score=score,
             passed=int(passed),
             engine=f"{engine}:{getattr(res, 'engine_version', '')}".rstrip(":"),
-            ended_at=_iso(t_now),
-            last_activity_at=_iso(t_now),
+            ended_at=iso_ms(t_now),
+            last_activity_at=iso_ms(t_now),
         )
         coach.store.event(
             "practice.ended",

@@ -135,7 +135,7 @@ def start_rollout(coach, kind: str, artifact_id: str, version: str, *, landed_at
     rollout: Rollout | None = getattr(model, "rollout", None)
     if rollout is None:
         return None
-    landed = landed_at or iso_ms(datetime.now(timezone.utc))
+    landed = landed_at or now_iso()
     with store.transaction() as db:
         existing = store.one("select * from rollouts where kind = ? and artifact_id = ? and version = ?", (kind, artifact_id, version))
         if existing is not None:
