@@ -21,6 +21,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
 from store.db import Store, now_iso
+from tools.rollout import parse_utc
 
 DETAIL_LIMIT = 500
 LIVE_VERDICTS = ("pass", "fail")
@@ -51,22 +52,6 @@ def _parse_day(value: Any, field_name: str) -> date | None:
         return date.fromisoformat(str(value).strip()[:10])
     except ValueError:
         raise MetricsError(f"{field_name}: '{value}' is not a date; use YYYY-MM-DD") from None
-
-
-def _to_dt(value: Any) -> datetime | None:
-    if value is None or value == "":
-        return None
-    text = str(value).strip().replace("Z", "+00:00")
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            dt = datetime.fromisoformat(text[:10])
-        except ValueError:
-            return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt
 
 
 def week_of(day: str | date) -> str:
@@ -558,7 +543,7 @@ def _g2c_atoms(sc: Scope) -> list[dict]:
         c = certs.get(g["id"])
         if c is None or not sc.in_period(c["created_at"]):
             continue
-        t0, t1 = _to_dt(g["opened_at"]), _to_dt(c["created_at"])
+        t0, t1 = parse_utc(g["opened_at"]), parse_utc(c["created_at"])
         if t0 is None or t1 is None:
             continue
         atoms.append(
@@ -1181,7 +1166,7 @@ def _rollout_atoms(sc: Scope) -> list[dict]:
                 continue
             done = all(a["completed_at"] and a["status"] == "passed" for a in mine)
             end = max(a["completed_at"] for a in mine) if done else None
-            t0, t1 = _to_dt(r["landed_at"]), _to_dt(end)
+            t0, t1 = parse_utc(r["landed_at"]), parse_utc(end)
             scoped.append({**r, "targeted": len(mine), "completed_at": end,
                            "cycle_seconds": (t1 - t0).total_seconds() if t0 and t1 else None})
         rows = scoped
@@ -1189,7 +1174,7 @@ def _rollout_atoms(sc: Scope) -> list[dict]:
     for r in rows:
         cyc = r["cycle_seconds"]
         if cyc is None and r["completed_at"]:
-            t0, t1 = _to_dt(r["landed_at"]), _to_dt(r["completed_at"])
+            t0, t1 = parse_utc(r["landed_at"]), parse_utc(r["completed_at"])
             cyc = (t1 - t0).total_seconds() if t0 and t1 else None
         out.append({**r, "day": _day(r["landed_at"]), "cycle_seconds": cyc,
                     "cycle_hours": round(cyc / 3600, 4) if cyc is not None else None,

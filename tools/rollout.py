@@ -40,7 +40,9 @@ log = logging.getLogger("coachloop")
 ROLLOUT_KINDS = ("paths", "scenarios")
 
 
-def _dt(value: Any) -> datetime | None:
+def parse_utc(value: Any) -> datetime | None:
+    """A stored time (ISO 8601, 'Z' or offset, or a bare date) -> an aware UTC-or-offset datetime;
+    naive values are UTC; None when empty or not a time."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -88,7 +90,7 @@ def target_reps(coach, rollout: Rollout, scorecard_id: str | None = None) -> tup
         after = rollout.hired_after
 
         def hired(r: dict) -> bool:
-            d = _dt(r.get("hire_date"))
+            d = parse_utc(r.get("hire_date"))
             return d is not None and d.date() > after
 
         reps = [r for r in reps if hired(r)]
@@ -203,7 +205,7 @@ def _rollout_scenarios(coach, r: dict) -> list[str]:
 def _progress(coach, r: dict) -> dict:
     """Per targeted rep: assignment, started_at, passed_at."""
     store = coach.store
-    landed = _dt(r["landed_at"])
+    landed = parse_utc(r["landed_at"])
     scen = _rollout_scenarios(coach, r)
     reps: dict[str, dict] = {}
     for a in store.query("select * from assignments where rollout_id = ? order by id", (r["id"],)):
@@ -222,14 +224,14 @@ def _progress(coach, r: dict) -> dict:
             f" and rep_id in ({rep_marks}) order by started_at",
             [*scen, *reps],
         ):
-            st = _dt(s["started_at"])
+            st = parse_utc(s["started_at"])
             if landed is not None and (st is None or st < landed):
                 continue
             e = reps[s["rep_id"]]
-            if e["started_at"] is None or (_dt(e["started_at"]) or st) > st:
+            if e["started_at"] is None or (parse_utc(e["started_at"]) or st) > st:
                 e["started_at"] = s["started_at"]
             if s["passed"] and s["ended_at"]:
-                if e["passed_at"] is None or (_dt(s["ended_at"]) or st) < (_dt(e["passed_at"]) or st):
+                if e["passed_at"] is None or (parse_utc(s["ended_at"]) or st) < (parse_utc(e["passed_at"]) or st):
                     e["passed_at"] = s["ended_at"]
     for e in reps.values():
         if e["passed_at"] and not e["started_at"]:
@@ -251,9 +253,9 @@ def refresh_rollouts(coach, *, rep_id: str | None = None, cause: int | None = No
         reps = _progress(coach, r)
         if len(reps) < r["targeted"] or any(e["passed_at"] is None for e in reps.values()):
             continue
-        last = max(reps.values(), key=lambda e: _dt(e["passed_at"]))
-        end = _dt(last["passed_at"])
-        start = _dt(r["landed_at"])
+        last = max(reps.values(), key=lambda e: parse_utc(e["passed_at"]))
+        end = parse_utc(last["passed_at"])
+        start = parse_utc(r["landed_at"])
         cycle = max(0.0, (end - start).total_seconds()) if end and start else None
         with store.transaction() as db:
             n = db.execute("update rollouts set completed_at = ?, cycle_seconds = ? where id = ? and completed_at is null",
