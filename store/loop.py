@@ -51,6 +51,16 @@ find_rep = resolve_rep
 require_rep = get_rep
 
 
+# --------------------------------------------------------------------------- events
+
+
+def last_event_id(store: Store, type_: str, subject: str) -> int | None:
+    """The id of the latest event of `type_` about `subject` (e.g. 'session:ps-1'): the cause to
+    give the next event of the chain."""
+    row = store.one("select id from events where type = ? and subject = ? order by id desc limit 1", (type_, subject))
+    return row["id"] if row else None
+
+
 # --------------------------------------------------------------------------- gaps and calls
 
 

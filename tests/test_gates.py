@@ -296,3 +296,17 @@ def test_certify_is_one_transaction_against_a_second_process(trusted, playbook_d
     assert coach.store.one("select count(*) n from certifications where session_id = ?", (sid,))["n"] == 1
     assert mine["duplicate"] is False and results["other"]["duplicate"] is True and results["other"]["id"] == mine["id"]
     assert len(_events(coach, "certification.failed")) == 1
+
+
+def test_practice_events_carry_their_cause(trusted):
+    """path.assigned -> practice.started -> practice.ended -> certification: each event names the one before."""
+    coach, gap, asg, _ = trusted
+    sid = _practice(coach, asg["scenario_ids"][0], BAD)
+    r = certify(coach, sid, cause=_events(coach, "practice.ended")[-1]["id"])
+    [assigned] = [e for e in _events(coach, "path.assigned") if e["subject"] == f"assignment:{asg['assignment_id']}"]
+    [started] = _events(coach, "practice.started")
+    [ended] = _events(coach, "practice.ended")
+    [failed] = _events(coach, "certification.failed")
+    assert started["cause_id"] == assigned["id"] and started["subject"] == f"session:{sid}"
+    assert ended["cause_id"] == started["id"] and failed["cause_id"] == ended["id"]
+    assert r["status"] == "failed"

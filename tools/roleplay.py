@@ -225,6 +225,7 @@ def _expire(coach, row: dict, now: datetime) -> None:
             "practice.expired",
             rep_id=row["rep_id"],
             subject=f"session:{row['id']}",
+            cause=q.last_event_id(coach.store, "practice.started", f"session:{row['id']}"),
             data={"session_id": row["id"], "scenario_id": row["scenario_id"], "last_activity_at": row.get("last_activity_at"),
                   "expiry_hours": coach.playbook.policy.session_expiry_hours},
         )
@@ -309,6 +310,7 @@ def start_session(coach, rep: str, scenario_id: str, assignment_id: int | None =
             "practice.started",
             rep_id=rep_row["id"],
             subject=f"session:{sid}",
+            cause=q.last_event_id(store, "path.assigned", f"assignment:{assignment_id}") if assignment_id is not None else None,
             data={"session_id": sid, "scenario_id": scenario.id, "scenario_version": art.version, "assignment_id": assignment_id, "engine": engine},
         )
     return {
@@ -457,6 +459,7 @@ def end_session(coach, session_id: str, *, now: datetime | str | None = None) ->
             "practice.ended",
             rep_id=row["rep_id"],
             subject=f"session:{row['id']}",
+            cause=q.last_event_id(coach.store, "practice.started", f"session:{row['id']}"),
             data={
                 "session_id": row["id"],
                 "scenario_id": row["scenario_id"],

@@ -16,6 +16,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
+from store import loop as store_loop
 from store.reps import get_rep
 from tools.context import Coach
 
@@ -127,8 +128,7 @@ def actions_from_log(coach: Coach, trigger: int, limit: int = 60) -> list[dict]:
 
 
 def trigger_event(coach: Coach, type_: str, subject: str) -> int | None:
-    row = coach.store.one("select id from events where type = ? and subject = ? order by id desc limit 1", (type_, subject))
-    return row["id"] if row else None
+    return store_loop.last_event_id(coach.store, type_, subject)
 
 
 def run_loop(coach: Coach, trigger: int | list[int] | None = None) -> tuple[list[LoopAction], str | None]:
