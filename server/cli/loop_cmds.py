@@ -335,9 +335,12 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     from tools.feedback import gap_feedback
 
     coach = open_coach(args)
-    fb = gap_feedback(coach, args.gap)
-    _out(args, fb, fb["text"])
-    return 0
+    try:
+        fb = gap_feedback(coach, args.gap)
+        _out(args, fb, fb["text"])
+        return 0
+    finally:
+        coach.close()
 
 
 @command
@@ -353,10 +356,13 @@ def cmd_scenario_generate(args: argparse.Namespace) -> int:
         except ValueError:
             raise CLIError(f"--calls: expected comma-separated call ids, got '{args.calls}'") from None
     coach = open_coach(args)
-    r = generate_scenario(coach, args.gap, rep_id=args.rep, line_id=args.line, call_ids=calls, difficulty=args.difficulty)
-    verb = "wrote" if r["created"] else "unchanged"
-    _out(args, r, f"{verb} {r['path']} (scenario {r['scenario_id']}, version {r['version']}, from calls {', '.join(map(str, r['call_ids']))})")
-    return 0
+    try:
+        r = generate_scenario(coach, args.gap, rep_id=args.rep, line_id=args.line, call_ids=calls, difficulty=args.difficulty)
+        verb = "wrote" if r["created"] else "unchanged"
+        _out(args, r, f"{verb} {r['path']} (scenario {r['scenario_id']}, version {r['version']}, from calls {', '.join(map(str, r['call_ids']))})")
+        return 0
+    finally:
+        coach.close()
 
 
 def _asg_line(a: dict) -> str:
@@ -374,16 +380,19 @@ def cmd_assign(args: argparse.Namespace) -> int:
     from tools.paths import assign_path, list_assignments
 
     coach = open_coach(args)
-    if args.list:
-        rows = list_assignments(coach, args.rep)
-        _out(args, rows, "\n".join(_asg_line(a) for a in rows) or f"no assignments for {args.rep}")
+    try:
+        if args.list:
+            rows = list_assignments(coach, args.rep)
+            _out(args, rows, "\n".join(_asg_line(a) for a in rows) or f"no assignments for {args.rep}")
+            return 0
+        if args.gap is None and not args.path and not args.scenario:
+            raise CLIError("give --gap ID, --path P or --scenario S (or --list)")
+        a = assign_path(coach, args.rep, gap_id=args.gap, path_id=args.path, scenario_ids=args.scenario,
+                        source="gap" if args.gap is not None else "manual", due=args.due)
+        _out(args, a, ("already assigned: " if a.get("duplicate") else "assigned ") + _asg_line(a))
         return 0
-    if args.gap is None and not args.path and not args.scenario:
-        raise CLIError("give --gap ID, --path P or --scenario S (or --list)")
-    a = assign_path(coach, args.rep, gap_id=args.gap, path_id=args.path, scenario_ids=args.scenario,
-                    source="gap" if args.gap is not None else "manual", due=args.due)
-    _out(args, a, ("already assigned: " if a.get("duplicate") else "assigned ") + _asg_line(a))
-    return 0
+    finally:
+        coach.close()
 
 
 @command
@@ -391,12 +400,15 @@ def cmd_practice_start(args: argparse.Namespace) -> int:
     from tools.roleplay import start_session
 
     coach = open_coach(args)
-    r = start_session(coach, args.rep, args.scenario, args.assignment)
-    p = r["scenario"]["persona"]
-    _out(args, r, f"session {r['session_id']} ({r['engine']} buyer; targets: {', '.join(r['targets'])})\n"
-                  f"{p['name']} ({p['role']}): {r['buyer']}\n"
-                  f"reply with: coachloop practice say {r['session_id']} \"...\"")
-    return 0
+    try:
+        r = start_session(coach, args.rep, args.scenario, args.assignment)
+        p = r["scenario"]["persona"]
+        _out(args, r, f"session {r['session_id']} ({r['engine']} buyer; targets: {', '.join(r['targets'])})\n"
+                      f"{p['name']} ({p['role']}): {r['buyer']}\n"
+                      f"reply with: coachloop practice say {r['session_id']} \"...\"")
+        return 0
+    finally:
+        coach.close()
 
 
 @command
@@ -404,9 +416,12 @@ def cmd_practice_say(args: argparse.Namespace) -> int:
     from tools.roleplay import reply
 
     coach = open_coach(args)
-    r = reply(coach, args.session, " ".join(args.text))
-    _out(args, r, f"buyer: {r['buyer']}")
-    return 0
+    try:
+        r = reply(coach, args.session, " ".join(args.text))
+        _out(args, r, f"buyer: {r['buyer']}")
+        return 0
+    finally:
+        coach.close()
 
 
 @command
@@ -414,13 +429,16 @@ def cmd_practice_end(args: argparse.Namespace) -> int:
     from tools.roleplay import end_session
 
     coach = open_coach(args)
-    r = end_session(coach, args.session)
-    lines = [f"session {r['session_id']}: {'PASSED' if r['passed'] else 'FAILED'} (score {r['score']:.2f})"]
-    for v in r["verdicts"]:
-        lines.append(f"  {v['verdict']:4} {v['id']}" + (f"  \"{v['quote']}\"" if v.get("quote") else "") + (f"  ({v['reason']})" if v.get("reason") and v["verdict"] != "pass" else ""))
-    lines.append(f"next: coachloop certify {r['session_id']}")
-    _out(args, r, "\n".join(lines))
-    return 0
+    try:
+        r = end_session(coach, args.session)
+        lines = [f"session {r['session_id']}: {'PASSED' if r['passed'] else 'FAILED'} (score {r['score']:.2f})"]
+        for v in r["verdicts"]:
+            lines.append(f"  {v['verdict']:4} {v['id']}" + (f"  \"{v['quote']}\"" if v.get("quote") else "") + (f"  ({v['reason']})" if v.get("reason") and v["verdict"] != "pass" else ""))
+        lines.append(f"next: coachloop certify {r['session_id']}")
+        _out(args, r, "\n".join(lines))
+        return 0
+    finally:
+        coach.close()
 
 
 @command
@@ -428,12 +446,15 @@ def cmd_practice_show(args: argparse.Namespace) -> int:
     from tools.roleplay import resume
 
     coach = open_coach(args)
-    r = resume(coach, args.session)
-    lines = [f"session {r['session_id']} ({r['status']}), scenario {r['scenario'].get('id')}, targets {', '.join(r['targets'])}"]
-    for t in r["turns"]:
-        lines.append(f"  {t['role']:5} {t['text']}")
-    _out(args, r, "\n".join(lines))
-    return 0
+    try:
+        r = resume(coach, args.session)
+        lines = [f"session {r['session_id']} ({r['status']}), scenario {r['scenario'].get('id')}, targets {', '.join(r['targets'])}"]
+        for t in r["turns"]:
+            lines.append(f"  {t['role']:5} {t['text']}")
+        _out(args, r, "\n".join(lines))
+        return 0
+    finally:
+        coach.close()
 
 
 @command
@@ -441,9 +462,12 @@ def cmd_practice_list(args: argparse.Namespace) -> int:
     from tools.roleplay import list_sessions
 
     coach = open_coach(args)
-    rows = list_sessions(coach, args.rep, args.status)
-    _out(args, rows, "\n".join(f"{r['id']}  {r['rep_id']}  {r['scenario_id']}  {r['status']}" + (f"  score {r['score']:.2f}" if r.get("score") is not None else "") for r in rows) or "no sessions")
-    return 0
+    try:
+        rows = list_sessions(coach, args.rep, args.status)
+        _out(args, rows, "\n".join(f"{r['id']}  {r['rep_id']}  {r['scenario_id']}  {r['status']}" + (f"  score {r['score']:.2f}" if r.get("score") is not None else "") for r in rows) or "no sessions")
+        return 0
+    finally:
+        coach.close()
 
 
 @command
@@ -451,9 +475,12 @@ def cmd_practice_expire(args: argparse.Namespace) -> int:
     from tools.roleplay import expire_sessions
 
     coach = open_coach(args)
-    ids = expire_sessions(coach)
-    _out(args, {"expired": ids}, f"expired {len(ids)} session(s)" + (": " + ", ".join(ids) if ids else ""))
-    return 0
+    try:
+        ids = expire_sessions(coach)
+        _out(args, {"expired": ids}, f"expired {len(ids)} session(s)" + (": " + ", ".join(ids) if ids else ""))
+        return 0
+    finally:
+        coach.close()
 
 
 @command
@@ -461,22 +488,25 @@ def cmd_certify(args: argparse.Namespace) -> int:
     from tools.certify import certify
 
     coach = open_coach(args)
-    r = certify(coach, args.session)
-    if r["status"] == "uncertified":
-        _out(args, r, f"session {args.session}: not certified: {r['reason']}")
+    try:
+        r = certify(coach, args.session)
+        if r["status"] == "uncertified":
+            _out(args, r, f"session {args.session}: not certified: {r['reason']}")
+            return 0
+        text = f"{r['certification_id']}: {r['status'].upper()} (score {r['score']:.2f}, attempt {r['attempt']}/{r.get('attempts_allowed')})"
+        if r.get("lifted"):
+            text += "\nlifted gates: " + ", ".join(f"{g['activity']}" if isinstance(g, dict) else str(g) for g in r["lifted"])
+        nxt = r.get("next_assignment")
+        if isinstance(nxt, dict):
+            text += f"\nnext practice: {', '.join(nxt.get('scenario_ids') or [])} (assignment {nxt.get('assignment_id')})"
+        elif r.get("next_scenario"):
+            text += f"\nnext practice: {r['next_scenario']}"
+        if r["status"] == "needs_manager":
+            text += "\nattempts used up: a manager must review and lift the gate (coachloop gate lift REP --by NAME --reason TEXT)"
+        _out(args, r, text)
         return 0
-    text = f"{r['certification_id']}: {r['status'].upper()} (score {r['score']:.2f}, attempt {r['attempt']}/{r.get('attempts_allowed')})"
-    if r.get("lifted"):
-        text += "\nlifted gates: " + ", ".join(f"{g['activity']}" if isinstance(g, dict) else str(g) for g in r["lifted"])
-    nxt = r.get("next_assignment")
-    if isinstance(nxt, dict):
-        text += f"\nnext practice: {', '.join(nxt.get('scenario_ids') or [])} (assignment {nxt.get('assignment_id')})"
-    elif r.get("next_scenario"):
-        text += f"\nnext practice: {r['next_scenario']}"
-    if r["status"] == "needs_manager":
-        text += "\nattempts used up: a manager must review and lift the gate (coachloop gate lift REP --by NAME --reason TEXT)"
-    _out(args, r, text)
-    return 0
+    finally:
+        coach.close()
 
 
 @command
@@ -484,12 +514,15 @@ def cmd_gate_check(args: argparse.Namespace) -> int:
     from tools.gates import gate_check
 
     coach = open_coach(args)
-    r = gate_check(coach, args.rep, args.activity)
-    text = f"{'ALLOWED' if r['allowed'] else 'BLOCKED'}: {r['rep_id']} {r['activity']}: {r['reason']}"
-    if r.get("action") and not r["allowed"]:
-        text += f"\nto do: {r['action']}"
-    _out(args, r, text)
-    return 0 if r["allowed"] else 3
+    try:
+        r = gate_check(coach, args.rep, args.activity)
+        text = f"{'ALLOWED' if r['allowed'] else 'BLOCKED'}: {r['rep_id']} {r['activity']}: {r['reason']}"
+        if r.get("action") and not r["allowed"]:
+            text += f"\nto do: {r['action']}"
+        _out(args, r, text)
+        return 0 if r["allowed"] else 3
+    finally:
+        coach.close()
 
 
 @command
@@ -497,9 +530,12 @@ def cmd_gate_lift(args: argparse.Namespace) -> int:
     from tools.gates import lift
 
     coach = open_coach(args)
-    rows = lift(coach, args.rep, args.activity, by=args.by, reason=args.reason, gate_id=args.gate)
-    _out(args, rows, "\n".join(f"lifted gate {g['id']}: {g['rep_id']} {g['activity']} (by {g['lifted_by']}: {g['lift_reason']})" for g in rows))
-    return 0
+    try:
+        rows = lift(coach, args.rep, args.activity, by=args.by, reason=args.reason, gate_id=args.gate)
+        _out(args, rows, "\n".join(f"lifted gate {g['id']}: {g['rep_id']} {g['activity']} (by {g['lifted_by']}: {g['lift_reason']})" for g in rows))
+        return 0
+    finally:
+        coach.close()
 
 
 @command
@@ -507,9 +543,12 @@ def cmd_gate_block(args: argparse.Namespace) -> int:
     from tools.gates import block
 
     coach = open_coach(args)
-    g = block(coach, args.rep, args.activity, by=args.by, reason=args.reason, certification_id=args.certification)
-    _out(args, g, f"blocked gate {g['id']}: {g['rep_id']} {g['activity']} ({g['reason']})")
-    return 0
+    try:
+        g = block(coach, args.rep, args.activity, by=args.by, reason=args.reason, certification_id=args.certification)
+        _out(args, g, f"blocked gate {g['id']}: {g['rep_id']} {g['activity']} ({g['reason']})")
+        return 0
+    finally:
+        coach.close()
 
 
 @command
@@ -517,8 +556,11 @@ def cmd_gate_list(args: argparse.Namespace) -> int:
     from tools.gates import list_gates
 
     coach = open_coach(args)
-    rows = list_gates(coach, args.rep, args.status)
-    _out(args, rows, "\n".join(
-        f"gate {g['id']}: {g['rep_id']} {g['activity']} {g['status']}" + (f" [{g['certification_id']}]" if g.get("certification_id") else "") + f": {g.get('reason') or ''}"
-        for g in rows) or "no gates")
-    return 0
+    try:
+        rows = list_gates(coach, args.rep, args.status)
+        _out(args, rows, "\n".join(
+            f"gate {g['id']}: {g['rep_id']} {g['activity']} {g['status']}" + (f" [{g['certification_id']}]" if g.get("certification_id") else "") + f": {g.get('reason') or ''}"
+            for g in rows) or "no gates")
+        return 0
+    finally:
+        coach.close()
