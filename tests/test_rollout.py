@@ -4,6 +4,7 @@ when the last targeted rep passes; `metrics` and `coachloop rollout status` show
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 
@@ -53,7 +54,7 @@ def test_new_scenario_rolls_out_to_targeted_reps_once_and_records_cycle_time(coa
     _run(coach)
     assert coach.store.one("select count(*) n from rollouts")["n"] == 1
     assert coach.store.one("select count(*) n from assignments where source = 'rollout'")["n"] == 2
-    with pytest.raises(Exception):  # and the store refuses a second row for the same version
+    with pytest.raises(sqlite3.IntegrityError):  # and the store refuses a second row for the same version
         coach.store.db.execute("insert into rollouts (kind, artifact_id, version) values (?, ?, ?)",
                                ("scenarios", "pricing-drill", r["version"]))
 
