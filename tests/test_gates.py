@@ -310,3 +310,14 @@ def test_practice_events_carry_their_cause(trusted):
     assert started["cause_id"] == assigned["id"] and started["subject"] == f"session:{sid}"
     assert ended["cause_id"] == started["id"] and failed["cause_id"] == ended["id"]
     assert r["status"] == "failed"
+
+
+def test_mcp_roster_counts_calls_gaps_and_gates_per_rep(trusted):
+    from server.mcp.state import roster
+
+    coach, gap, _, gates = trusted
+    add_rep(coach.store, "jordan-lee", "Jordan Lee")
+    by_id = {r["id"]: r for r in roster(coach)["reps"]}
+    assert by_id["priya-raman"]["calls"] == 2 and by_id["priya-raman"]["open_gaps"] == 1
+    assert by_id["priya-raman"]["active_gates"] == len(gates) > 0
+    assert (by_id["jordan-lee"]["calls"], by_id["jordan-lee"]["open_gaps"], by_id["jordan-lee"]["active_gates"]) == (0, 0, 0)

@@ -20,12 +20,18 @@ RECENT_CALLS = 10
 
 def roster(coach: Coach) -> dict:
     st = coach.store
+
+    def per_rep(sql: str) -> dict[str, int]:  # one grouped query per count, not three queries per rep
+        return {row["rep_id"]: row["n"] for row in st.query(sql)}
+
+    calls = per_rep("select rep_id, count(*) as n from calls where live = 1 group by rep_id")
+    gaps = per_rep("select rep_id, count(*) as n from gaps where status = 'open' group by rep_id")
+    gates = per_rep("select rep_id, count(*) as n from gates where status in ('blocked','shadow') group by rep_id")
     out = []
     for r in list_reps(st, active=None)[:500]:
-        n_calls = st.one("select count(*) as n from calls where rep_id = ? and live = 1", (r["id"],))["n"]
-        n_gaps = st.one("select count(*) as n from gaps where rep_id = ? and status = 'open'", (r["id"],))["n"]
-        n_gates = st.one("select count(*) as n from gates where rep_id = ? and status in ('blocked','shadow')", (r["id"],))["n"]
-        out.append({"id": r["id"], "name": r["name"], "team": r.get("team"), "segment": r.get("segment"), "calls": n_calls, "open_gaps": n_gaps, "active_gates": n_gates, "uri": f"coachloop://reps/{r['id']}"})
+        rid = r["id"]
+        out.append({"id": rid, "name": r["name"], "team": r.get("team"), "segment": r.get("segment"), "calls": calls.get(rid, 0),
+                    "open_gaps": gaps.get(rid, 0), "active_gates": gates.get(rid, 0), "uri": f"coachloop://reps/{rid}"})
     return {"reps": out, "total": len(out)}
 
 
