@@ -41,6 +41,7 @@ from functools import lru_cache
 from playbook.models import RubricLine, Scorecard
 
 from . import OFFLINE_ENGINE, OFFLINE_ENGINE_VERSION, CallScore, LineVerdict, weighted_score
+from .prefilter import pattern_cues
 from .text import CallText, Sentence, TurnText, analyse_call, content_stems, normalise
 
 MAX_QUOTE = 300
@@ -62,6 +63,11 @@ class Compiled:
     trig_neg: list[re.Pattern]
     unless: list[re.Pattern]
     key: str = ""  # content hash of the line: memo key for per-sentence results
+    # prefilters (speed only, see prefilter.py): `pos` again as phrases [(normalised phrase, rx)]
+    # and patterns [(cue groups or None, rx)], in the same order; `trig` as [(cue groups, rx)]
+    pos_phrases: list = None
+    pos_patterns: list = None
+    trig_cued: list = None
 
 
 def _phrase_re(phrase: str) -> re.Pattern | None:
@@ -84,6 +90,23 @@ def _compile_list(phrases: list[str], patterns: list[str]) -> list[re.Pattern]:
     return out
 
 
+def _cued_list(phrases: list[str], patterns: list[str]) -> list[tuple[tuple | None, bool, re.Pattern]]:
+    """`_compile_list` with, for each regex, the words any match of it contains: a phrase's own
+    normalised words (exact), a pattern's literal cues (lower-case, so only used on plain text)."""
+    out: list[tuple[tuple | None, bool, re.Pattern]] = [(((n,),), True, r) for p in phrases
+                                                         if (n := normalise(p)) and (r := _phrase_re(p)) is not None]
+    out.extend((pattern_cues(p, re.I), False, _rx(p)) for p in patterns)
+    return out
+
+
+def _plain(text: str) -> bool:
+    """Lower-case ASCII: where a case-insensitive pattern's cues can be looked up as they are."""
+    return text.isascii() and not _UPPER.search(text)
+
+
+_UPPER = re.compile(r"[A-Z]")
+
+
 @lru_cache(maxsize=512)
 def _compile_line(line_json: str) -> Compiled:
     line = RubricLine.model_validate_json(line_json)
@@ -98,6 +121,9 @@ def _compile_line(line_json: str) -> Compiled:
         trig=_compile_list(trig.phrases, trig.patterns) if trig else [],
         trig_neg=[_rx(p) for p in trig.not_patterns] if trig else [],
         unless=[_rx(p) for p in trig.unless_after] if trig else [],
+        pos_phrases=[(n, r) for p in line.phrases if (n := normalise(p)) and (r := _phrase_re(p)) is not None],
+        pos_patterns=[(pattern_cues(p, re.I), _rx(p)) for p in line.patterns],
+        trig_cued=_cued_list(trig.phrases, trig.patterns) if trig else [],
     )
 
 
@@ -226,14 +252,14 @@ def match_turn(
     `before` = (sentence, clause index): only matches up to there count (an agenda before the
     first question)."""
     kind = kind or line.kind
-    if kind == "question" and not any(s.has_question for s in tt.sentences):
+    if kind == "question" and not tt.has_question:
         return None  # nothing asked in this turn
     if small_key is None:
         small_key = "\x00".join(p.pattern for p in small)
+    key = (comp.key, kind, small_key)
     for si, sent in enumerate(tt.sentences):
         if not sent.text or kind == "question" and not sent.has_question:
             continue
-        key = (comp.key, kind, small_key)
         found = sent.memo.get(key)
         if found is None:
             found = _sentence_matches(sent, comp, small, kind)
@@ -253,10 +279,7 @@ def _sentence_matches(sent: Sentence, comp: Compiled, small: list[re.Pattern], k
     (turn-level index of its first clause, sentence-level clause of the evidence, a, b, what).
     Depends only on the sentence's text, so it is memoised on the (shared, cached) sentence."""
     any_question = kind == "question" and not comp.pos and not comp.examples
-    banned: set[int] = set()
-    for rx in comp.neg:
-        for m in rx.finditer(sent.text):
-            banned.update(sent.clauses_in(m.start(), m.end()))
+    text = sent.text
     spans: list[tuple[int, int, str]] = []
     if any_question:
         pos = 0
@@ -264,11 +287,26 @@ def _sentence_matches(sent: Sentence, comp: Compiled, small: list[re.Pattern], k
             spans.append((pos, pos + max(len(c.text), 1), c.text))
             pos += len(c.text) + 1
     else:
-        for rx in comp.pos:
-            for m in rx.finditer(sent.text):
+        # comp.pos in order (phrases, then patterns), each skipped when a word every match of it
+        # contains is missing from the sentence (most sentences match nothing: see prefilter.py)
+        for norm, rx in comp.pos_phrases:
+            if norm in text:
+                for m in rx.finditer(text):
+                    spans.append((m.start(), max(m.end(), m.start() + 1), m.group(0)))
+        plain = _plain(text)
+        for groups, rx in comp.pos_patterns:
+            if groups is not None and plain and not all(any(w in text for w in g) for g in groups):
+                continue
+            for m in rx.finditer(text):
                 spans.append((m.start(), max(m.end(), m.start() + 1), m.group(0)))
         for a, b in _example_hits(sent, comp):
             spans.append((a, b, "example"))
+    if not spans:
+        return []
+    banned: set[int] = set()
+    for rx in comp.neg:
+        for m in rx.finditer(text):
+            banned.update(sent.clauses_in(m.start(), m.end()))
     spans.sort(key=lambda s: (s[0], s[1]))
     out = []
     for a, b, what in spans:
@@ -352,8 +390,11 @@ def _trigger_turns(call: CallText, line: RubricLine, comp: Compiled) -> list[int
             key = (comp.key, "trigger")
             fired_here = sent.memo.get(key)
             if fired_here is None:
-                fired_here = any(rx.search(sent.text) for rx in comp.trig) and not any(
-                    n.search(sent.text) for n in comp.trig_neg)
+                text = sent.text
+                plain = _plain(text)
+                fired_here = any(rx.search(text) for groups, exact, rx in comp.trig_cued
+                                 if groups is None or not (exact or plain) or all(any(w in text for w in g) for g in groups)
+                                 ) and not any(n.search(text) for n in comp.trig_neg)
                 sent.memo[key] = fired_here
             if fired_here:
                 ok = True
@@ -377,7 +418,10 @@ def judge_line(call: CallText, line: RubricLine, card: Scorecard, small: list[re
     comp = compiled(line)
     small_key = "\x00".join(p.pattern for p in small)
     n = len(call.turns)
-    cands = [t for t in call.turns if _speaker_ok(line.speaker, t.role) and _in_window(line, card, t.index, n)]
+    ck = ("cands", line.speaker, line.where, card.opening_turns, card.closing_turns)
+    cands = call.memo.get(ck)
+    if cands is None:  # the same for every line with this speaker and window
+        cands = call.memo[ck] = [t for t in call.turns if _speaker_ok(line.speaker, t.role) and _in_window(line, card, t.index, n)]
     replies: list[int] = []
     if line.trigger is not None:
         fired = _trigger_turns(call, line, comp)

@@ -127,7 +127,7 @@ SPLIT_INNER = re.compile(r"(?<=[a-z])[-/](?=[a-z])|(?<=\d)[-/](?=[a-z])|(?<=[a-z
 # --------------------------------------------------------------------------- structures
 
 
-@dataclass
+@dataclass(slots=True)
 class Word:
     norm: str
     start: int  # span in the original text
@@ -197,6 +197,14 @@ class TurnText:
     sentences: list[Sentence]
     text: str  # whole turn normalised
     n_words: int
+    _has_question: bool | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def has_question(self) -> bool:
+        """Does any sentence of this turn hold a question? (computed once)"""
+        if self._has_question is None:
+            self._has_question = any(s.has_question for s in self.sentences)
+        return self._has_question
 
     @property
     def clauses(self) -> list[Clause]:
@@ -207,6 +215,7 @@ class TurnText:
 class CallText:
     turns: list[TurnText]
     punctuated: bool  # the call uses question marks: trust them
+    memo: dict = field(default_factory=dict, repr=False, compare=False)  # per-call lookups (offline.py)
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -245,6 +254,10 @@ def normalise(text: str) -> str:
     return " ".join(w.norm for w in kept)
 
 
+# words that _drop_fillers must look at closely (anything else is kept as it is)
+_NOT_PLAIN = FILLERS | STUTTER | {"you", "i", "kind", "sort", "like"}
+
+
 def _drop_fillers(words: list[Word], breaks: list[bool]) -> tuple[list[Word], list[bool]]:
     """Remove fillers and stutters. `breaks[i]` says a clause boundary precedes word i; removed
     fillers leave a boundary behind them."""
@@ -257,6 +270,11 @@ def _drop_fillers(words: list[Word], breaks: list[bool]) -> tuple[list[Word], li
     i = 0
     while i < n:
         w = words[i].norm
+        if not pending and w not in _NOT_PLAIN and not breaks[i]:
+            out.append(words[i])  # the common case: an ordinary word, no boundary pending (same as below)
+            obr.append(False)
+            i += 1
+            continue
         nxt = words[i + 1].norm if i + 1 < n else ""
         prev = out[-1].norm if out else ""
         if breaks[i]:
@@ -397,7 +415,7 @@ def _is_fragment(ws: list[str]) -> bool:
 
 
 def _tokens(text: str) -> list[tuple[str, int, int]]:
-    return [(m.group(0), m.start(), m.end()) for m in TOKEN_RE.finditer(text)]
+    return [(m[0], *m.span()) for m in TOKEN_RE.finditer(text)]
 
 
 def analyse_turn(index: int, role: str, speaker: str, text: str, punctuated: bool) -> TurnText:
