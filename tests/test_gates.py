@@ -321,3 +321,16 @@ def test_mcp_roster_counts_calls_gaps_and_gates_per_rep(trusted):
     assert by_id["priya-raman"]["calls"] == 2 and by_id["priya-raman"]["open_gaps"] == 1
     assert by_id["priya-raman"]["active_gates"] == len(gates) > 0
     assert (by_id["jordan-lee"]["calls"], by_id["jordan-lee"]["open_gaps"], by_id["jordan-lee"]["active_gates"]) == (0, 0, 0)
+
+
+def test_lifting_a_gate_lifted_meanwhile_logs_nothing_twice(trusted):
+    from tools.gates import lift_gates
+    from store import loop as q
+
+    coach, _, _, _ = trusted
+    rows = q.active_gates(coach.store, "priya-raman")  # read by two callers before either lifts
+    first = lift_gates(coach, rows, by="Dana", reason="reviewed", manual=True)
+    second = lift_gates(coach, rows, by="Sam", reason="also reviewed", manual=True)
+    assert len(first) == len(rows) > 0 and second == []
+    assert len(_events(coach, "gate.lifted")) == len(rows)
+    assert {g["lifted_by"] for g in list_gates(coach, "priya-raman")} == {"Dana"}

@@ -339,12 +339,18 @@ def lift_gates(
     cause: int | None = None,
     extra: dict | None = None,
 ) -> list[dict]:
-    """Lift the given gate rows (one event `gate.lifted` each). Used by `lift` and by certify."""
+    """Lift the given gate rows (one event `gate.lifted` each). Used by `lift` and by certify.
+    A row lifted meanwhile by another caller is passed over (no second `gate.lifted`)."""
     out = []
     t = now_iso()
-    with coach.store.transaction():
+    with coach.store.transaction() as db:
         for g in rows:
-            q.update_gate(coach.store, g["id"], status="lifted", lifted_at=t, lifted_by=by, lift_reason=reason)
+            if not db.execute(
+                "update gates set status = 'lifted', lifted_at = ?, lifted_by = ?, lift_reason = ? "
+                "where id = ? and status in ('blocked', 'shadow')",
+                (t, by, reason, g["id"]),
+            ).rowcount:
+                continue
             coach.store.event(
                 "gate.lifted",
                 rep_id=g["rep_id"],
