@@ -81,10 +81,15 @@ def require_gap(store: Store, gap_id: int) -> dict:
 
 def get_calls(store: Store, call_ids: list[int]) -> list[dict]:
     """Calls by id, in the order given; each with `turns` decoded. Unknown ids are skipped."""
+    ids = [int(cid) for cid in call_ids]
+    if not ids:
+        return []
+    by_id = {r["id"]: r for r in store.query(f"select * from calls where id in ({', '.join('?' * len(ids))})", ids)}
     out = []
-    for cid in call_ids:
-        row = store.one("select * from calls where id = ?", (int(cid),))
+    for cid in ids:
+        row = by_id.get(cid)
         if row:
+            row = dict(row)  # an id given twice gets its own copy
             try:
                 row["turns"] = json.loads(row.get("turns") or "[]")
             except ValueError:
