@@ -7,7 +7,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from playbook.loader import Playbook, load_playbook
+from playbook.loader import Artifact, Playbook, load_playbook, parse_artifact_text
 from store.db import Store, StoreError
 
 log = logging.getLogger("coachloop")
@@ -24,6 +24,8 @@ class Coach:
         self.store = store if isinstance(store, Store) else open_store(store)
         self._lock = threading.RLock()
         self._playbook: Playbook = load_playbook(self.playbook_dir)
+        if self._playbook.problems:
+            self._playbook = _serve_last_good(self._playbook, self.store)
         self.listeners: list = []  # callables(old, new) run after each reload
         for p in self._playbook.problems:
             log.warning("playbook: %s", p)
@@ -48,6 +50,47 @@ class Coach:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _serve_last_good(pb: Playbook, store: Store) -> Playbook:
+    """A fresh process (a CLI command, a restarted server) has no earlier snapshot in memory, so a file
+    that is broken on disk would simply vanish (and everything referring to it with it). The store
+    keeps the text of every version that was live (`artifact_versions` + the live pointer): seed the
+    load with those for the broken files, so the last good version keeps serving, marked stale."""
+    try:
+        from store import versions as vstore
+
+        pointer = vstore.live_pointer(store)
+    except Exception:  # an old or foreign database: nothing to fall back on
+        return pb
+    broken = {p.file for p in pb.problems}
+    seed = Playbook(root=pb.root, policy=pb.policy, policy_version=pb.policy_version,
+                    artifacts={k: dict(v) for k, v in pb.artifacts.items()})
+    found = False
+    for key, version in sorted(pointer.items()):
+        kind, _, aid = key.partition("/")
+        if kind != "policy" and aid in pb.artifacts.get(kind, {}):
+            continue
+        row = store.one(
+            "select path, text from artifact_versions where kind = ? and artifact_id = ? and version = ?",
+            (kind, aid, version),
+        )
+        if not row or row["path"] not in broken:
+            continue  # a file deleted on purpose stays deleted
+        model, _probs = parse_artifact_text(kind, row["path"], row["text"])
+        if model is None:
+            continue
+        if kind == "policy":
+            seed.policy, seed.policy_version = model, version
+        else:
+            seed.artifacts.setdefault(kind, {})[aid] = Artifact(kind, aid, row["path"], version, row["text"], model)
+        found = True
+    if not found:
+        return pb
+    new = load_playbook(pb.root, previous=seed)
+    for key in sorted(new.stale):
+        log.warning("playbook: %s is broken on disk; serving its last good version", key)
+    return new
 
 
 def open_store(path: str | Path) -> Store:

@@ -93,6 +93,8 @@ def command(fn: Callable[[argparse.Namespace], int | None]) -> Callable[[argpars
         except (PlaybookError, StoreError, TranscriptError, LLMError, ValueError) as exc:
             err(str(exc))
             return 1
+        except BrokenPipeError:
+            raise  # stdout closed by `| head`: main() ends quietly
         except OSError as exc:  # a missing file, a folder that cannot be written, a full disk, ...
             err(describe_os_error(exc))
             return 1
