@@ -63,11 +63,12 @@ class Compiled:
     trig_neg: list[re.Pattern]
     unless: list[re.Pattern]
     key: str = ""  # content hash of the line: memo key for per-sentence results
-    # prefilters (speed only, see prefilter.py): `pos` again as phrases [(normalised phrase, rx)]
-    # and patterns [(cue groups or None, rx)], in the same order; `trig` as [(cue groups, rx)]
+    # prefilters (speed only, see prefilter.py): `pos` and `trig` again as phrases
+    # [(normalised phrase, rx)] and patterns [(cue groups or None, rx)], in the same order
     pos_phrases: list = None
     pos_patterns: list = None
-    trig_cued: list = None
+    trig_phrases: list = None
+    trig_patterns: list = None
 
 
 def _phrase_re(phrase: str) -> re.Pattern | None:
@@ -90,13 +91,42 @@ def _compile_list(phrases: list[str], patterns: list[str]) -> list[re.Pattern]:
     return out
 
 
-def _cued_list(phrases: list[str], patterns: list[str]) -> list[tuple[tuple | None, bool, re.Pattern]]:
-    """`_compile_list` with, for each regex, the words any match of it contains: a phrase's own
-    normalised words (exact), a pattern's literal cues (lower-case, so only used on plain text)."""
-    out: list[tuple[tuple | None, bool, re.Pattern]] = [(((n,),), True, r) for p in phrases
-                                                         if (n := normalise(p)) and (r := _phrase_re(p)) is not None]
-    out.extend((pattern_cues(p, re.I), False, _rx(p)) for p in patterns)
-    return out
+def _cued_phrases(phrases: list[str]) -> list[tuple[str, re.Pattern]]:
+    """`_compile_list`'s phrase regexes, each with its normalised text (in every match of it)."""
+    return [(n, r) for p in phrases if (n := normalise(p)) and (r := _phrase_re(p)) is not None]
+
+
+def _cued_patterns(patterns: list[str]) -> list[tuple[tuple | None, re.Pattern]]:
+    """`_compile_list`'s pattern regexes, each with its cue groups (prefilter.pattern_cues)."""
+    return [(pattern_cues(p, re.I), _rx(p)) for p in patterns]
+
+
+def _has_cues(groups: tuple, text: str) -> bool:
+    """Does `text` hold one string of every group? (False: the pattern cannot match it)"""
+    for g in groups:
+        for w in g:
+            if w in text:
+                break
+        else:
+            return False
+    return True
+
+
+def _search_any(phrases: list, patterns: list, text: str) -> bool:
+    """any(rx.search(text)) over the cued phrases and patterns, skipping those that cannot match."""
+    for norm, rx in phrases:
+        if norm in text and rx.search(text):
+            return True
+    plain = None
+    for groups, rx in patterns:
+        if groups is not None:
+            if plain is None:
+                plain = _plain(text)
+            if plain and not _has_cues(groups, text):
+                continue
+        if rx.search(text):
+            return True
+    return False
 
 
 def _plain(text: str) -> bool:
@@ -121,9 +151,10 @@ def _compile_line(line_json: str) -> Compiled:
         trig=_compile_list(trig.phrases, trig.patterns) if trig else [],
         trig_neg=[_rx(p) for p in trig.not_patterns] if trig else [],
         unless=[_rx(p) for p in trig.unless_after] if trig else [],
-        pos_phrases=[(n, r) for p in line.phrases if (n := normalise(p)) and (r := _phrase_re(p)) is not None],
-        pos_patterns=[(pattern_cues(p, re.I), _rx(p)) for p in line.patterns],
-        trig_cued=_cued_list(trig.phrases, trig.patterns) if trig else [],
+        pos_phrases=_cued_phrases(line.phrases),
+        pos_patterns=_cued_patterns(line.patterns),
+        trig_phrases=_cued_phrases(trig.phrases) if trig else [],
+        trig_patterns=_cued_patterns(trig.patterns) if trig else [],
     )
 
 
@@ -295,7 +326,7 @@ def _sentence_matches(sent: Sentence, comp: Compiled, small: list[re.Pattern], k
                     spans.append((m.start(), max(m.end(), m.start() + 1), m.group(0)))
         plain = _plain(text)
         for groups, rx in comp.pos_patterns:
-            if groups is not None and plain and not all(any(w in text for w in g) for g in groups):
+            if groups is not None and plain and not _has_cues(groups, text):
                 continue
             for m in rx.finditer(text):
                 spans.append((m.start(), max(m.end(), m.start() + 1), m.group(0)))
@@ -391,10 +422,8 @@ def _trigger_turns(call: CallText, line: RubricLine, comp: Compiled) -> list[int
             fired_here = sent.memo.get(key)
             if fired_here is None:
                 text = sent.text
-                plain = _plain(text)
-                fired_here = any(rx.search(text) for groups, exact, rx in comp.trig_cued
-                                 if groups is None or not (exact or plain) or all(any(w in text for w in g) for g in groups)
-                                 ) and not any(n.search(text) for n in comp.trig_neg)
+                fired_here = _search_any(comp.trig_phrases, comp.trig_patterns, text) and not any(
+                    n.search(text) for n in comp.trig_neg)
                 sent.memo[key] = fired_here
             if fired_here:
                 ok = True

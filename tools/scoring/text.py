@@ -471,7 +471,11 @@ def _analyse_text(text: str, punctuated: bool) -> tuple[list[Sentence], str, int
         breaks: list[bool] = []
         for i in range(a, b):
             raw, s, e = toks[i]
-            norms = _norm_token(raw)
+            norms = _norm_token_cached(raw)
+            if len(norms) == 1:  # the common case of the loop below
+                words.append(Word(norms[0], s, e))
+                breaks.append(i in clause_break_at)
+                continue
             for k, nm in enumerate(norms):
                 words.append(Word(nm, s, e))
                 breaks.append(k == 0 and i in clause_break_at)
