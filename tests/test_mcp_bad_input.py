@@ -1,0 +1,111 @@
+"""Bad input through the MCP server in memory: every failure is a tool error (isError) saying what
+was wrong and how to fix it; nothing is written outside the playbook, the last good playbook keeps
+serving, and no call is half-stored."""
+from __future__ import annotations
+
+import os
+
+import anyio
+import pytest
+
+from mcp_helpers import client, error_text, structured
+from server.mcp import build_server
+
+CALL = (
+    "Priya Raman: Thanks for the time today. Let me suggest an agenda for the thirty minutes.\n"
+    "Marcus Oduya: Sounds good.\n"
+    "Priya Raman: What is going wrong with the activity data today?\n"
+    "Marcus Oduya: Reps never log their calls.\n"
+)
+
+
+@pytest.fixture
+def server(coach):
+    return build_server(coach)
+
+
+def counts(coach) -> dict:
+    return {t: coach.store.one(f"select count(*) as n from {t}")["n"] for t in ("calls", "verdicts", "events")}
+
+
+def test_playbook_write_outside_the_playbook_is_refused(server, coach, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, coach.playbook_dir / "scenarios" / "link")
+    os.symlink(outside / "evil.md", coach.playbook_dir / "scenarios" / "evil.md")
+    text = (coach.playbook_dir / "scenarios" / "practice-agenda-set.md").read_text()
+    paths = ["../x.yaml", "/etc/x.yaml", str(coach.playbook_dir / "scenarios" / "abs.md"), "scenarios/../../x.md",
+             "scenarios/link/x.md", "scenarios/evil.md", "scenarios/a\x00.md"]
+
+    async def main():
+        async with client(server) as c:
+            for p in paths:
+                msg = error_text(await c.call_tool("playbook_write", {"path": p, "text": text}))
+                assert "refused" in msg and "relative to the playbook" in msg, (p, msg)
+
+    anyio.run(main)
+    assert list(outside.iterdir()) == []
+    assert not (tmp_path / "x.yaml").exists() and not (tmp_path / "x.md").exists()
+
+
+def test_playbook_write_invalid_or_huge_keeps_the_last_good_version(server, coach):
+    rel = "paths/path-agenda-set.yaml"
+    before = (coach.playbook_dir / rel).read_text()
+    version = coach.playbook.version_of("paths", "path-agenda-set")
+
+    async def main():
+        async with client(server) as c:
+            msg = error_text(await c.call_tool("playbook_write", {"path": rel, "text": "id: [unclosed\n"}))
+            assert rel in msg and "invalid YAML" in msg and "not saved" in msg
+            msg = error_text(await c.call_tool("playbook_write", {"path": rel, "text": "x" * 1_100_000}))
+            assert "1,000,000 bytes" in msg
+            msg = error_text(await c.call_tool("playbook_write", {"path": rel, "text": "a: b\n"}))
+            assert "required field is missing" in msg and "unknown field" in msg
+            got = structured(await c.call_tool("playbook_read", {"path": rel}))
+            assert got["version"] == version
+
+    anyio.run(main)
+    assert (coach.playbook_dir / rel).read_text() == before
+    assert coach.playbook.version_of("paths", "path-agenda-set") == version and coach.playbook.ok
+
+
+@pytest.mark.parametrize("text,expect", [
+    ("garbage", "expected 'Name: words'"),
+    ("", "empty transcript"),
+    ("\x00\x01binary", "binary"),
+    ('{"turns": 5}', "turns must be a list"),
+    ("WEBVTT\n\nfoo", "no timing line"),
+    ("Alice: hi\nBob: hello", "cannot tell which speaker is the rep"),
+])
+def test_score_garbage_is_a_tool_error_and_stores_nothing(server, coach, text, expect):
+    async def main():
+        async with client(server) as c:
+            msg = error_text(await c.call_tool("score", {"transcript": text, "call_type": "discovery"}))
+            assert expect in msg, msg
+            assert "--rep" not in msg  # CLI flags are said as tool arguments
+
+    before = counts(coach)
+    anyio.run(main)
+    assert counts(coach) == before
+
+
+def test_unknown_ids_are_tool_errors_with_the_next_step(server, coach):
+    async def main():
+        async with client(server) as c:
+            msg = error_text(await c.call_tool("gate_check", {"rep": "nobody", "activity": "dial"}))
+            assert "unknown rep 'nobody'" in msg and "upsert_rep" in msg
+            msg = error_text(await c.call_tool("roleplay_reply", {"session_id": "nope", "text": "hi"}))
+            assert "roleplay_start(rep='R', scenario='S')" in msg and "`" not in msg
+            msg = error_text(await c.call_tool("generate_scenario", {"gap_id": 9999}))
+            assert "unknown gap 9999" in msg and "attribute tool" in msg and "coachloop" not in msg
+            msg = error_text(await c.call_tool("score", {"transcript": CALL, "rep": "Nobody"}))
+            assert "pass the rep argument" in msg and "Priya Raman" in msg
+            msg = error_text(await c.call_tool("score", {"transcript": CALL, "scorecard": "nope"}))
+            assert "unknown scorecard 'nope'" in msg
+            msg = error_text(await c.call_tool("override_verdict", {"call_id": 999, "line": "agenda_set",
+                                                                     "verdict": "pass", "reason": "x"}))
+            assert "unknown call 999" in msg
+
+    before = counts(coach)
+    anyio.run(main)
+    assert counts(coach)["calls"] == before["calls"] == 0
