@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from playbook.loader import POLICY_FILE, Playbook, content_version, parse_artifact_text
+from playbook.loader import POLICY_FILE, Playbook, content_version
 from playbook.models import KINDS
 from playbook.watch import PlaybookWatcher
 from store import versions as vstore
@@ -406,18 +406,3 @@ def artifact_problems(source, kind: str, artifact_id: str | None = None, *, file
     if kind == "policy":
         files.add(POLICY_FILE)
     return [{**p.as_dict(), "serving": serving} for p in pb.problems if p.file in files]
-
-
-def live_status(coach) -> dict:
-    """{ok, problems: [...], stale: ["kind/id@version"], watched: folder}: what an agent needs to know
-    about the playbook being served."""
-    pb = coach.playbook
-    return {"ok": pb.ok, "problems": [p.as_dict() for p in pb.problems],
-            "stale": sorted(pb.get(*s.split("/", 1)).ref for s in pb.stale if pb.get(*s.split("/", 1))),
-            "folder": str(pb.root)}
-
-
-def check_text(kind: str, rel: str, text: str) -> list[dict]:
-    """Validate one file's text without saving it (the problems, or [] when valid)."""
-    _model, probs = parse_artifact_text(kind, rel, text)
-    return [p.as_dict() for p in probs]

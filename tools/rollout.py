@@ -26,7 +26,6 @@ time from the file landing to then: the playbook-change cycle time `metrics` rep
 """
 from __future__ import annotations
 
-import json
 import logging
 from datetime import date, datetime, timezone
 from typing import Any
@@ -345,7 +344,3 @@ def on_changed(coach, ev: dict) -> list[dict]:
             + (f"; unknown reps {', '.join(r['unknown'])}" if r["unknown"] else ""))
     return [{"kind": "rollout.started", "rep": None, "text": text,
              "data": {k: r.get(k) for k in ("rollout_id", "kind", "artifact_id", "version", "landed_at", "due", "targeted", "reps", "unknown")}}]
-
-
-def rollouts_json(rows: list[dict]) -> str:
-    return json.dumps(rows, indent=2, sort_keys=True, default=str)

@@ -10,11 +10,6 @@ def _norm(s: str) -> str:
     return " ".join(s.split()).casefold()
 
 
-def _first(s: str) -> str:
-    n = _norm(s)
-    return n.split(" ")[0] if n else ""
-
-
 def _same_person(a: str, b: str) -> bool:
     """First names equal and the rest compatible: "Priya" ~ "Priya Raman" ~ "Priya R.", but
     "Priya Shah" is not "Priya Raman"."""
