@@ -86,10 +86,15 @@ def test_changed_line_can_close_a_gap_it_no_longer_shows(seeded, playbook_dir):
     attribute(coach, "priya-raman")
     gap = coach.store.one("select * from gaps where rep_id = 'priya-raman' and line_id = 'budget_confirmed' and status = 'open'")
     assert gap, "Priya skips budget on her last calls"
+    from tools.paths import assign_path
+
+    asg = assign_path(coach, "priya-raman", gap_id=gap["id"])
     _change(coach, playbook_dir, phrases=["what", "how", "who", "when"], examples=[], patterns=[])
     run_pending_jobs(coach)
     row = coach.store.one("select * from gaps where id = ?", (gap["id"],))
     assert row["status"] == "closed"
+    # no practice left for a gap that is gone
+    assert coach.store.one("select status from assignments where id = ?", (asg["assignment_id"],))["status"] == "cancelled"
     assert row["close_reason"].startswith("rubric line budget_confirmed changed in scorecard discovery version ")
     assert "no longer show the gap" in row["close_reason"]
 

@@ -133,16 +133,34 @@ def _previous_model(coach, scorecard_id: str, previous: str | None) -> Scorecard
     return parse_scorecard(row["text"], row["path"]) if row else None
 
 
-def close_removed_line_gaps(coach, scorecard_id: str, line_id: str, version: str, *, cause: int | None = None) -> list[dict]:
-    """Close every open gap on a rubric line that is no longer in the scorecard; lift its gates and
-    cancel its active assignments. Returns [{gap_id, rep_id, line, reason, event_id}]."""
+def _close_gap(coach, gap: dict, reason: str, *, cause: int | None, data: dict, details: dict | None = None) -> tuple[int, list[dict]]:
+    """Close a gap a rubric change made moot (inside the caller's transaction): event `gap.closed`,
+    its open gates lifted and its active assignments cancelled. Returns (event id, gates lifted)."""
     from store import loop as q
     from tools.gates import lift_gates
 
     store = coach.store
+    fields = {"status": "closed", "closed_at": now_iso(), "close_reason": reason}
+    if details is not None:
+        fields["details"] = dumps(details)
+    store.db["gaps"].update(gap["id"], fields)
+    eid = store.event("gap.closed", rep_id=gap["rep_id"], subject=f"gap:{gap['id']}", cause=cause,
+                      data={"gap_id": gap["id"], "line": gap["line_id"], "reason": reason, **data})
+    gates = [g for g in q.active_gates(store, gap["rep_id"]) if g.get("gap_id") == gap["id"]]
+    if gates:
+        lift_gates(coach, gates, by="rubric_change", reason=reason, manual=False, cause=eid)
+    for asg in store.query("select id from assignments where gap_id = ? and status in ('assigned', 'started')", (gap["id"],)):
+        q.update_assignment(store, asg["id"], status="cancelled", completed_at=now_iso())
+    return eid, gates
+
+
+def close_removed_line_gaps(coach, scorecard_id: str, line_id: str, version: str, *, cause: int | None = None) -> list[dict]:
+    """Close every open gap on a rubric line that is no longer in the scorecard; lift its gates and
+    cancel its active assignments. Returns [{gap_id, rep_id, line, reason, event_id}]."""
+    store = coach.store
     reason = f"rubric line {line_id} removed from scorecard {scorecard_id} in version {version}"
     out = []
-    with store.transaction() as db:
+    with store.transaction():
         gaps = store.query(
             "select * from gaps where scorecard_id = ? and line_id = ? and status = 'open' order by id", (scorecard_id, line_id)
         )
@@ -153,22 +171,8 @@ def close_removed_line_gaps(coach, scorecard_id: str, line_id: str, version: str
                 details = {}
             details["closed_by"] = "rubric_change"
             details["removed_in_version"] = version
-            db["gaps"].update(gap["id"], {"status": "closed", "closed_at": now_iso(), "close_reason": reason, "details": dumps(details)})
-            eid = store.event(
-                "gap.closed",
-                rep_id=gap["rep_id"],
-                subject=f"gap:{gap['id']}",
-                cause=cause,
-                data={"gap_id": gap["id"], "line": line_id, "scorecard": scorecard_id, "reason": reason,
-                      "version": version, "removed": True},
-            )
-            gates = [g for g in q.active_gates(store, gap["rep_id"]) if g.get("gap_id") == gap["id"]]
-            if gates:
-                lift_gates(coach, gates, by="rubric_change", reason=reason, manual=False, cause=eid)
-            for asg in store.query(
-                "select id from assignments where gap_id = ? and status in ('assigned', 'started')", (gap["id"],)
-            ):
-                q.update_assignment(store, asg["id"], status="cancelled", completed_at=now_iso())
+            eid, gates = _close_gap(coach, gap, reason, cause=cause, details=details,
+                                    data={"scorecard": scorecard_id, "version": version, "removed": True})
             out.append({"gap_id": gap["id"], "rep_id": gap["rep_id"], "line": line_id, "reason": reason, "event_id": eid,
                         "gates_lifted": [g["id"] for g in gates]})
     return out
@@ -504,9 +508,7 @@ def _walk(coach, job_id, params, card, version, cache, engine, chunk, t0, max_se
 
 def _finish(coach, job_id: int, params: dict, cursor: dict) -> None:
     """Inside the last chunk's transaction: attribution follows the new verdicts; job done."""
-    from store import loop as q
     from tools.attribute import attribute
-    from tools.gates import lift_gates
 
     store = coach.store
     sid, version = params["scorecard"], params["version"]
@@ -533,12 +535,7 @@ def _finish(coach, job_id: int, params: dict, cursor: dict) -> None:
                 continue
             reason = (f"rubric line {gap['line_id']} changed in scorecard {sid} version {version}: "
                       "the re-scored calls no longer show the gap")
-            store.db["gaps"].update(gap["id"], {"status": "closed", "closed_at": now_iso(), "close_reason": reason})
-            store.event("gap.closed", rep_id=rep, subject=f"gap:{gap['id']}", cause=end_ev,
-                        data={"gap_id": gap["id"], "line": gap["line_id"], "scorecard": sid, "reason": reason, "version": version})
-            gates = [g for g in q.active_gates(store, rep) if g.get("gap_id") == gap["id"]]
-            if gates:
-                lift_gates(coach, gates, by="rubric_change", reason=reason, manual=False, cause=end_ev)
+            _close_gap(coach, gap, reason, cause=end_ev, data={"scorecard": sid, "version": version})
             closed.append(gap["id"])
     cursor["opened_gaps"], cursor["closed_gaps"] = opened, closed
     store.db.execute("update jobs set status = 'done', cursor = ?, updated_at = ? where id = ?", (dumps(cursor), now_iso(), job_id))
