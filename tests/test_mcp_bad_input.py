@@ -109,3 +109,34 @@ def test_unknown_ids_are_tool_errors_with_the_next_step(server, coach):
     before = counts(coach)
     anyio.run(main)
     assert counts(coach)["calls"] == before["calls"] == 0
+
+
+def test_unknown_argument_is_refused_not_dropped(server, coach):
+    """A misnamed argument (`deal_id` for `deal`) must not be ignored silently: the call would be
+    stored without its deal, or at "now" instead of its real time."""
+    async def main():
+        async with client(server) as c:
+            msg = error_text(await c.call_tool("score", {"transcript": CALL, "rep": "Priya Raman", "deal_id": "D-1"}))
+            assert "unknown argument" in msg and "'deal_id'" in msg and "did you mean 'deal'" in msg
+            msg = error_text(await c.call_tool("gate_check", {"rep": "x", "activity": "dial", "whatever": 1}))
+            assert "'whatever'" in msg and "gate_check takes:" in msg
+
+    before = counts(coach)
+    anyio.run(main)
+    assert counts(coach) == before
+
+
+def test_resource_errors_speak_mcp_not_cli(server):
+    from mcp.shared.exceptions import MCPError
+
+    async def main():
+        async with client(server) as c:
+            with pytest.raises(MCPError) as exc:
+                await c.read_resource("coachloop://reps/nobody")
+            assert "unknown rep 'nobody'" in str(exc.value) and "upsert_rep" in str(exc.value)
+            assert "coachloop rep add" not in str(exc.value)
+            with pytest.raises(MCPError) as exc:
+                await c.read_resource("coachloop://calls/999")
+            assert "unknown call 999" in str(exc.value) and "`coachloop" not in str(exc.value)
+
+    anyio.run(main)

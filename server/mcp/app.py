@@ -55,12 +55,36 @@ def argument_error_text(tool: str, err: ValidationError) -> str:
     return f"invalid arguments for {tool}: " + "; ".join(parts) + ". The tool's input schema lists every argument and its type."
 
 
+def unknown_arguments_text(tool: str, schema: dict, arguments: dict) -> str | None:
+    """An argument the tool does not take would be dropped silently (a misnamed `occurred_at` for
+    `time` scoring the call at "now"): name it, with the closest real argument."""
+    props = schema.get("properties") or {}
+    if not props or schema.get("additionalProperties") is True:
+        return None
+    extra = sorted(k for k in arguments if k not in props)
+    if not extra:
+        return None
+    import difflib
+
+    parts = []
+    for k in extra[:10]:
+        close = difflib.get_close_matches(k, list(props), n=1, cutoff=0.6)
+        parts.append(f"'{k}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    return (f"unknown argument(s) for {tool}: {', '.join(parts)}; nothing was done. "
+            f"{tool} takes: {', '.join(sorted(props))}")
+
+
 def _concise_argument_errors(mcp: MCPServer) -> None:
     """Argument validation failures become short tool errors naming each bad argument."""
     tm = mcp._tool_manager
     original = tm.call_tool
 
     async def call_tool(name: str, arguments: dict, context: Any = None, convert_result: bool = False, **kw: Any):
+        tool = tm.get_tool(name)
+        if tool is not None and isinstance(arguments, dict):
+            unknown = unknown_arguments_text(name, tool.parameters, arguments)
+            if unknown:
+                raise ToolError(unknown)
         try:
             return await original(name, arguments, context, convert_result=convert_result, **kw)
         except ToolError as exc:

@@ -24,7 +24,7 @@ from playbook.models import KINDS
 from tools.context import Coach
 
 from . import state
-from .common import decode_cursor, encode_cursor
+from .common import decode_cursor, encode_cursor, for_mcp
 from .hub import POLICY_URI, artifact_uri, index_uri
 
 MIME = {".md": "text/markdown", ".yaml": "application/yaml", ".yml": "application/yaml"}
@@ -95,7 +95,7 @@ def register(mcp, coach: Coach) -> None:
         try:
             return _json(versions(coach, kind, id))
         except StoreError as exc:
-            raise ResourceNotFoundError(str(exc)) from None
+            raise ResourceNotFoundError(for_mcp(str(exc))) from None
 
     @mcp.resource("playbook://versions/{kind}/{id}/{version}", name="artifact_version", title="One version of an artifact",
                   description="The exact text of a playbook artifact at a version: the version a verdict (scorecard_version), "
@@ -107,7 +107,7 @@ def register(mcp, coach: Coach) -> None:
         try:
             return artifact_text(coach, kind, id, version)["text"]
         except StoreError as exc:
-            raise ResourceNotFoundError(str(exc)) from None
+            raise ResourceNotFoundError(for_mcp(str(exc))) from None
 
     # ------------------------------------------------------------------ loop state
     @mcp.resource("coachloop://reps", name="reps", title="Roster", mime_type="application/json",
@@ -121,7 +121,7 @@ def register(mcp, coach: Coach) -> None:
         try:
             return _json(state.rep_profile(coach, rep))
         except LookupError as exc:
-            raise ResourceNotFoundError(str(exc)) from None
+            raise ResourceNotFoundError(for_mcp(str(exc))) from None
 
     @mcp.resource("coachloop://calls/{call_id}", name="call", title="A scored call", mime_type="application/json",
                   description="A stored call's scorecard: every line's verdict with the evidence quote, turn and reason.")
@@ -129,7 +129,7 @@ def register(mcp, coach: Coach) -> None:
         try:
             return _json(state.call_detail(coach, call_id))
         except LookupError as exc:
-            raise ResourceNotFoundError(str(exc)) from None
+            raise ResourceNotFoundError(for_mcp(str(exc))) from None
 
     @mcp.resource("coachloop://metrics/team", name="team_metrics", title="Team metrics", mime_type="application/json",
                   description="The team's metrics: methodology adherence, ramp time, win rate by stage, cycle time, quota attainment spread, playbook-change cycle time.")
@@ -137,7 +137,7 @@ def register(mcp, coach: Coach) -> None:
         try:
             return _json(state.team_metrics(coach))
         except Exception as exc:
-            raise ResourceError(f"metrics are not available: {exc}") from None
+            raise ResourceError(for_mcp(f"metrics are not available: {exc}")) from None
 
     # resources/list: the static resources plus one entry per playbook artifact.
     static_list = mcp.list_resources
