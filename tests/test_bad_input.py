@@ -244,3 +244,10 @@ def test_every_subcommand_has_help(capsys):
             main([name, "--help"])
         assert exc.value.code == 0, name
     assert "usage" in capsys.readouterr().out
+
+
+def test_playbook_option_pointing_at_a_file(tmp_path, capsys):
+    f = tmp_path / "playbook.yaml"
+    f.write_text("x: 1\n")
+    assert main(["calls", "--playbook", str(f), "--db", str(tmp_path / "c.db")]) == 1
+    assert "is a file, not a folder" in one_error_line(capsys)

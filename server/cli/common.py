@@ -50,6 +50,8 @@ def db_path(args: argparse.Namespace) -> str:
 
 def open_coach(args: argparse.Namespace) -> Coach:
     pdir = Path(playbook_dir(args))
+    if pdir.exists() and not pdir.is_dir():
+        raise CLIError(f"--playbook {pdir} is a file, not a folder: pass the playbook folder (the one holding playbook.yaml)")
     if not pdir.is_dir():
         raise CLIError(f"playbook folder not found: {pdir} (create one with `coachloop init {pdir}` or pass --playbook)")
     return Coach(pdir, db_path(args))
