@@ -251,3 +251,19 @@ def test_playbook_option_pointing_at_a_file(tmp_path, capsys):
     f.write_text("x: 1\n")
     assert main(["calls", "--playbook", str(f), "--db", str(tmp_path / "c.db")]) == 1
     assert "is a file, not a folder" in one_error_line(capsys)
+
+
+def test_practice_end_with_nothing_said_is_a_clear_error(env, capsys):
+    import json
+
+    assert main(["rep", "add", "Jordan Pike", *env]) == 0
+    capsys.readouterr()
+    assert main(["practice", "start", "--rep", "jordan-pike", "--scenario", "practice-agenda-set", "--json", *env]) == 0
+    sid = json.loads(capsys.readouterr().out)["session_id"]
+    assert main(["practice", "end", sid, *env]) == 1
+    line = one_error_line(capsys)
+    assert sid in line and "not said anything" in line and "practice say" in line
+    # the session is still usable: say something, then end it
+    assert main(["practice", "say", sid, "Can I suggest an agenda for our thirty minutes?", *env]) == 0
+    assert main(["practice", "end", sid, *env]) in (0, 1)
+    assert "Traceback" not in capsys.readouterr().err

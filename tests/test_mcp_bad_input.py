@@ -140,3 +140,15 @@ def test_resource_errors_speak_mcp_not_cli(server):
             assert "unknown call 999" in str(exc.value) and "`coachloop" not in str(exc.value)
 
     anyio.run(main)
+
+
+def test_roleplay_end_before_the_rep_spoke(server, coach):
+    async def main():
+        async with client(server) as c:
+            structured(await c.call_tool("upsert_rep", {"name": "Jordan Pike"}))
+            start = structured(await c.call_tool("roleplay_start", {"rep": "jordan-pike", "scenario": "practice-agenda-set"}))
+            sid = start["session_id"]
+            msg = error_text(await c.call_tool("roleplay_end", {"session_id": sid}))
+            assert "not said anything" in msg and f"roleplay_reply(session_id='{sid}'" in msg and "coachloop" not in msg
+
+    anyio.run(main)

@@ -421,6 +421,11 @@ def end_session(coach, session_id: str, *, now: datetime | str | None = None) ->
         raise SessionError(f"scenario '{scenario.id}' targets no line of scorecard '{card.id}'")
     from tools.scoring import score_turns
 
+    if not any((t.get("role") if isinstance(t, dict) else getattr(t, "role", None)) == "rep" for t in row["turns"] or []):
+        raise SessionError(
+            f"practice session {session_id}: the rep has not said anything yet, so there is nothing to score; "
+            f"talk to the buyer first with `coachloop practice say {session_id} TEXT`"
+        )
     subset = card.model_copy(update={"lines": [card.line(t) for t in targets]})
     engine, client = "offline", None
     if row.get("engine") == "llm":

@@ -76,6 +76,7 @@ _CLI_PATTERNS = (
     (re.compile(r"`?coachloop practice start --rep ([^\s`()]+) --scenario ([^\s`(),;]+?)`?(?=[,;.\s)]|$)"), r"roleplay_start(rep='\1', scenario='\2')"),
     (re.compile(r"then practice end and certify the session"), "then roleplay_end (which certifies the session)"),
     (re.compile(r"`?coachloop practice end (\S+?)`?(?=[,;.\s]|$)"), r"roleplay_end(session_id='\1')"),
+    (re.compile(r"`coachloop practice say ([^\s`]+) TEXT`"), r"roleplay_reply(session_id='\1', text=...)"),
     (re.compile(r"`?coachloop gate lift (\S+?)(?: --by NAME --reason TEXT)?`?(?=[,;.\s]|$)"), r"lift_gate(rep='\1', by=..., reason=...)"),
     (re.compile(r"`?coachloop scenario generate --gap (\S+?)`?(?=[,;.\s]|$)"), r"generate_scenario(gap_id=\1)"),
     (re.compile(r"`?coachloop rep add \\?\"?([^`\"]+?)\\?\"?`"), r"upsert_rep(name='\1')"),
