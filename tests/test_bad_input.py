@@ -267,3 +267,10 @@ def test_practice_end_with_nothing_said_is_a_clear_error(env, capsys):
     assert main(["practice", "say", sid, "Can I suggest an agenda for our thirty minutes?", *env]) == 0
     assert main(["practice", "end", sid, *env]) in (0, 1)
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_bad_date_option_names_the_option(env, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["metrics", "--from", "garbage", *env])
+    assert exc.value.code == 2
+    assert "--from" in capsys.readouterr().err

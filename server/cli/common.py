@@ -41,6 +41,17 @@ def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON for machines instead of text for people")
 
 
+def iso_date(value: str) -> str:
+    """argparse type for YYYY-MM-DD options: a bad date is a usage error naming the option."""
+    from datetime import date
+
+    try:
+        date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a date; use YYYY-MM-DD") from None
+    return value.strip()
+
+
 def playbook_dir(args: argparse.Namespace) -> str:
     return getattr(args, "playbook", None) or default_playbook_dir()
 

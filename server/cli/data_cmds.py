@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import CLIError, add_db, add_json, add_playbook, command, emit_json, open_coach
+from .common import CLIError, add_db, add_json, add_playbook, command, emit_json, iso_date, open_coach
 
 
 def _common(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
@@ -20,8 +20,8 @@ def _scope(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--rep", metavar="REP", help="one rep (id, name or alias)")
     g.add_argument("--team", metavar="TEAM", help="one team")
-    p.add_argument("--from", dest="since", metavar="YYYY-MM-DD", help="from this date, inclusive")
-    p.add_argument("--to", dest="until", metavar="YYYY-MM-DD", help="until this date, inclusive")
+    p.add_argument("--from", dest="since", metavar="YYYY-MM-DD", type=iso_date, help="from this date, inclusive")
+    p.add_argument("--to", dest="until", metavar="YYYY-MM-DD", type=iso_date, help="until this date, inclusive")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
