@@ -274,3 +274,16 @@ def test_bad_date_option_names_the_option(env, capsys):
         main(["metrics", "--from", "garbage", *env])
     assert exc.value.code == 2
     assert "--from" in capsys.readouterr().err
+
+
+def test_huge_transcript_refused_fast_and_stores_nothing(env, tmp_path, capsys):
+    from tools.transcripts import MAX_BYTES
+
+    f = tmp_path / "huge.txt"
+    line = b"Priya Raman: what is your budget for this project and who signs off on it?\n"
+    with open(f, "wb") as fh:
+        fh.write(line * (MAX_BYTES // len(line) + 1))
+    assert main(["score", str(f), "--rep", "Priya Raman", *env]) == 1
+    msg = one_error_line(capsys)
+    assert "huge.txt" in msg and "MB limit" in msg
+    assert counts(tmp_path / "c.db")["calls"] == 0

@@ -35,7 +35,7 @@ from .model import Transcript, TranscriptError, Turn
 
 FORMATS: tuple[str, ...] = ("text", "otter", "vtt", "srt", "gong", "fireflies", "turns")
 JSON_FORMATS = ("gong", "fireflies", "turns")
-MAX_BYTES = 20 * 1024 * 1024  # a transcript of a 10-hour call is well under 2 MB
+MAX_BYTES = 8 * 1024 * 1024  # a 10-hour call is well under 2 MB of text (Gong JSON ~3x); the offline scorer takes ~4 s and ~60 MB per MB, so 8 MB bounds one call to ~30 s
 
 _ALIASES = {
     "txt": "text", "plain": "text", "webvtt": "vtt", "zoom": "vtt", "teams": "vtt",
