@@ -152,3 +152,16 @@ def test_roleplay_end_before_the_rep_spoke(server, coach):
             assert "not said anything" in msg and f"roleplay_reply(session_id='{sid}'" in msg and "coachloop" not in msg
 
     anyio.run(main)
+
+
+def test_text_that_is_not_unicode_is_a_clear_tool_error(server, coach):
+    async def main():
+        async with client(server) as c:
+            msg = error_text(await c.call_tool("score", {"transcript": "Al: hi \ud800\nBo: yo", "rep": "Al"}))
+            assert "not valid Unicode" in msg and "surrogate" in msg
+            msg = error_text(await c.call_tool("playbook_write", {"path": "paths/x.yaml", "text": "id: \ud800\n"}))
+            assert "not valid Unicode" in msg
+
+    before = counts(coach)
+    anyio.run(main)
+    assert counts(coach) == before and not (coach.playbook_dir / "paths" / "x.yaml").exists()

@@ -104,6 +104,12 @@ def guard(name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def convert(exc: BaseException) -> ToolError:
             if isinstance(exc, ToolError):
                 return exc
+            if isinstance(exc, UnicodeError):  # e.g. a lone surrogate ("\ud800") in a JSON string
+                where = f" at character {exc.start}" if isinstance(exc, (UnicodeEncodeError, UnicodeDecodeError)) else ""
+                return ToolError(
+                    f"an argument holds text that is not valid Unicode ({getattr(exc, 'reason', exc)}{where}); "
+                    "nothing was done. Send the text as valid UTF-8 (no unpaired surrogates)."
+                )
             if isinstance(exc, _known_error_types()):
                 return ToolError(for_mcp(error_text(exc)))
             log.exception("tool %s crashed", name)
