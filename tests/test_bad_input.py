@@ -2,7 +2,6 @@
 exit 1, no traceback, and nothing lost (no half-stored call, the last good playbook keeps serving)."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
