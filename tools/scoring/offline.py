@@ -63,12 +63,11 @@ class Compiled:
     trig_neg: list[re.Pattern]
     unless: list[re.Pattern]
     key: str = ""  # content hash of the line: memo key for per-sentence results
-    # prefilters (speed only, see prefilter.py): `pos` and `trig` again as phrases
-    # [(normalised phrase, rx)] and patterns [(cue groups or None, rx)], in the same order
-    pos_phrases: list = None
-    pos_patterns: list = None
-    trig_phrases: list = None
-    trig_patterns: list = None
+    # prefilters (speed only, see prefilter.py): `pos` and `trig` again, same regexes in the same
+    # order, each as (single cue or None, cue groups or None, rx); derived from the compiled
+    # regexes themselves, so they follow any change to how phrases or patterns are compiled
+    pos_cued: list = None
+    trig_cued: list = None
 
 
 def _phrase_re(phrase: str) -> re.Pattern | None:
@@ -91,14 +90,15 @@ def _compile_list(phrases: list[str], patterns: list[str]) -> list[re.Pattern]:
     return out
 
 
-def _cued_phrases(phrases: list[str]) -> list[tuple[str, re.Pattern]]:
-    """`_compile_list`'s phrase regexes, each with its normalised text (in every match of it)."""
-    return [(n, r) for p in phrases if (n := normalise(p)) and (r := _phrase_re(p)) is not None]
-
-
-def _cued_patterns(patterns: list[str]) -> list[tuple[tuple | None, re.Pattern]]:
-    """`_compile_list`'s pattern regexes, each with its cue groups (prefilter.pattern_cues)."""
-    return [(pattern_cues(p, re.I), _rx(p)) for p in patterns]
+def _cued(rxs: list[re.Pattern]) -> list[tuple[str | None, tuple | None, re.Pattern]]:
+    """Each regex with the cues every match of it holds (prefilter.pattern_cues, read from the
+    compiled regex): `single` when that is one string (a phrase), else the groups; None: no cue."""
+    out = []
+    for rx in rxs:
+        groups = pattern_cues(rx.pattern, rx.flags)
+        single = groups[0][0] if groups is not None and len(groups) == 1 and len(groups[0]) == 1 else None
+        out.append((single, None if single is not None else groups, rx))
+    return out
 
 
 def _has_cues(groups: tuple, text: str) -> bool:
@@ -112,17 +112,15 @@ def _has_cues(groups: tuple, text: str) -> bool:
     return True
 
 
-def _search_any(phrases: list, patterns: list, text: str) -> bool:
-    """any(rx.search(text)) over the cued phrases and patterns, skipping those that cannot match."""
-    for norm, rx in phrases:
-        if norm in text and rx.search(text):
-            return True
-    plain = None
-    for groups, rx in patterns:
-        if groups is not None:
-            if plain is None:
-                plain = _plain(text)
-            if plain and not _has_cues(groups, text):
+def _search_any(cued: list, text: str) -> bool:
+    """any(rx.search(text)) over cued regexes, skipping those that cannot match."""
+    plain = _plain(text)
+    for single, groups, rx in cued:
+        if plain:
+            if single is not None:
+                if single not in text:
+                    continue
+            elif groups is not None and not _has_cues(groups, text):
                 continue
         if rx.search(text):
             return True
@@ -141,7 +139,7 @@ _UPPER = re.compile(r"[A-Z]")
 def _compile_line(line_json: str) -> Compiled:
     line = RubricLine.model_validate_json(line_json)
     trig = line.trigger
-    return Compiled(
+    comp = Compiled(
         key=hashlib.sha1(line_json.encode()).hexdigest(),
         pos=_compile_list(line.phrases, line.patterns),
         neg=_compile_list(line.not_phrases, line.not_patterns),
@@ -151,11 +149,10 @@ def _compile_line(line_json: str) -> Compiled:
         trig=_compile_list(trig.phrases, trig.patterns) if trig else [],
         trig_neg=[_rx(p) for p in trig.not_patterns] if trig else [],
         unless=[_rx(p) for p in trig.unless_after] if trig else [],
-        pos_phrases=_cued_phrases(line.phrases),
-        pos_patterns=_cued_patterns(line.patterns),
-        trig_phrases=_cued_phrases(trig.phrases) if trig else [],
-        trig_patterns=_cued_patterns(trig.patterns) if trig else [],
     )
+    comp.pos_cued = _cued(comp.pos)
+    comp.trig_cued = _cued(comp.trig)
+    return comp
 
 
 _BY_ID: dict[int, tuple[RubricLine, Compiled]] = {}
@@ -318,16 +315,16 @@ def _sentence_matches(sent: Sentence, comp: Compiled, small: list[re.Pattern], k
             spans.append((pos, pos + max(len(c.text), 1), c.text))
             pos += len(c.text) + 1
     else:
-        # comp.pos in order (phrases, then patterns), each skipped when a word every match of it
-        # contains is missing from the sentence (most sentences match nothing: see prefilter.py)
-        for norm, rx in comp.pos_phrases:
-            if norm in text:
-                for m in rx.finditer(text):
-                    spans.append((m.start(), max(m.end(), m.start() + 1), m.group(0)))
+        # comp.pos in order, each skipped when a word every match of it holds is missing from
+        # the (lower-case ASCII) sentence: most sentences match nothing (see prefilter.py)
         plain = _plain(text)
-        for groups, rx in comp.pos_patterns:
-            if groups is not None and plain and not _has_cues(groups, text):
-                continue
+        for single, groups, rx in comp.pos_cued:
+            if plain:
+                if single is not None:
+                    if single not in text:
+                        continue
+                elif groups is not None and not _has_cues(groups, text):
+                    continue
             for m in rx.finditer(text):
                 spans.append((m.start(), max(m.end(), m.start() + 1), m.group(0)))
         for a, b in _example_hits(sent, comp):
@@ -422,7 +419,7 @@ def _trigger_turns(call: CallText, line: RubricLine, comp: Compiled) -> list[int
             fired_here = sent.memo.get(key)
             if fired_here is None:
                 text = sent.text
-                fired_here = _search_any(comp.trig_phrases, comp.trig_patterns, text) and not any(
+                fired_here = _search_any(comp.trig_cued, text) and not any(
                     n.search(text) for n in comp.trig_neg)
                 sent.memo[key] = fired_here
             if fired_here:

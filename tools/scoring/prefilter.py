@@ -11,10 +11,11 @@ Soundness rules kept here:
 - Only elements that every match must contain count: literal runs, groups, alternations (one
   cue per branch, so a branch without a cue voids the alternation's group) and repeats of at
   least one. Optional parts, character classes, lookarounds and anchors add nothing.
-- Cues are lower-cased for case-insensitive patterns, so callers use them only on lower-case
-  ASCII text (`offline._plain`), where a case-insensitive literal matches exactly its lower-case
-  form; a cue with a non-ASCII character is dropped (Unicode case folding could match it
-  differently). Phrases are normalised text matched exactly and need no such care.
+- Cues are lower-cased, so callers use them only on lower-case ASCII text (`offline._plain`),
+  where a case-insensitive literal matches exactly its lower-case form (and a case-sensitive
+  upper-case one matches nothing); a cue with a non-ASCII character is dropped (Unicode case
+  folding could match it differently). The engine reads the cues from its compiled regexes
+  (phrases and patterns alike), so they follow any change to how a line is compiled.
 - A pattern that cannot be parsed, or yields no group, gets None: always run.
 """
 from __future__ import annotations
