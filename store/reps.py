@@ -15,6 +15,8 @@ from .db import Store, StoreError, now_iso
 
 _FIELDS = ("team", "manager", "segment", "hire_date", "quota", "email")
 
+MAX_NAME = 200  # a person's name, not a paragraph pasted by mistake
+
 
 def slugify(name: str) -> str:
     """`Megan O'Brien` -> `megan-obrien`; `Élena Volkova` -> `elena-volkova`."""
@@ -84,6 +86,9 @@ def upsert_rep(
     name = " ".join(str(name or "").split())
     if not name:
         raise StoreError("rep name is empty; give the rep's full name as it appears in transcripts")
+    if len(name) > MAX_NAME:
+        raise StoreError(f"rep name is {len(name)} characters long (at most {MAX_NAME}): give the rep's full name, "
+                         f"as it appears in transcripts, starting '{name[:40]}…'")
     rid = id.strip() if id else None
     if rid is not None and not re.fullmatch(r"[a-z0-9][a-z0-9_\-]*", rid):
         raise StoreError(f"rep id '{rid}' is not a slug: use lowercase letters, digits, '-' and '_'")

@@ -165,3 +165,13 @@ def test_text_that_is_not_unicode_is_a_clear_tool_error(server, coach):
     before = counts(coach)
     anyio.run(main)
     assert counts(coach) == before and not (coach.playbook_dir / "paths" / "x.yaml").exists()
+
+
+def test_rep_name_that_is_a_paragraph_is_refused(server, coach):
+    async def main():
+        async with client(server) as c:
+            msg = error_text(await c.call_tool("upsert_rep", {"name": "A" * 5000}))
+            assert "5000 characters" in msg and "at most 200" in msg
+
+    anyio.run(main)
+    assert coach.store.one("select count(*) as n from reps")["n"] == 0
