@@ -486,6 +486,9 @@ def _analyse_text(text: str, punctuated: bool) -> tuple[list[Sentence], str, int
         groups: list[list[Word]] = [[]]
         for k, w in enumerate(words):
             split = breaks[k]
+            if not split and w.norm not in _SPLIT_WORDS:
+                groups[-1].append(w)  # the common case: no rule below can split before this word
+                continue
             if k > 0 and w.norm in DISCOURSE and (w.norm not in ADJ_DISCOURSE or words[k - 1].norm not in NO_SPLIT_AFTER):
                 prevw = words[k - 1].norm
                 if not (w.norm in {"so", "and", "or", "then", "now", "well", "also"} and prevw in {"and", "or", "but", "so", "as", "even", "just", "right", "if", "than", "more", "less", "even", "up", "down", "back", "by"}):
@@ -531,6 +534,8 @@ def _analyse_text(text: str, punctuated: bool) -> tuple[list[Sentence], str, int
     return sentences, " ".join(turn_words), len(turn_words)
 
 
+# words before which the clause-split rules in _analyse_text may split (any other word: no split)
+_SPLIT_WORDS = DISCOURSE | {"like", "when", "if", "once", "whenever"}
 ADJ_DISCOURSE = {"okay", "great", "perfect", "awesome", "cool", "nice", "alright", "yes", "yeah", "yep", "well", "now", "then"}
 
 
