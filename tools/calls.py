@@ -52,16 +52,12 @@ def pick_engine(coach, engine: str | None = None) -> tuple[str, Any]:
     if cached is not None and cached[0] == pb.policy_version:
         client = cached[1]
     else:
-        client = None
+        from tools.llm import LLMClient, LLMError  # late: the offline path never pays for openai's import
+
         try:
-            from tools.llm import LLMClient, LLMError  # the LLM area's client; optional at import time
-        except ImportError:  # pragma: no cover - only while the module does not exist
-            LLMClient = None
-        if LLMClient is not None:
-            try:
-                client = LLMClient.from_policy(pb.policy)
-            except LLMError as exc:
-                raise ValueError(f"{pb.root / 'playbook.yaml'}: llm: {exc}") from None
+            client = LLMClient.from_policy(pb.policy)
+        except LLMError as exc:
+            raise ValueError(f"{pb.root / 'playbook.yaml'}: llm: {exc}") from None
         _llm_cache[coach] = (pb.policy_version, client)
     if client is None:
         if engine == "llm":
