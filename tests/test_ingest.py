@@ -182,3 +182,25 @@ def test_watch_inbox_retries_a_file_read_while_half_written(playbook_dir, tmp_pa
     statuses = sorted(r["status"] for r in coach.store.query("select status from ingested_files"))
     assert statuses == ["failed", "scored"]
     coach.close()
+
+
+def test_results_are_reported_only_once_stored_and_a_broken_pipe_stops_cleanly(coach, tmp_path):
+    """`coachloop score ... | head`: the reader goes away after the first result. Everything reported
+    is stored, the broken pipe ends the run (it is not a bad file), and the store stays consistent."""
+    files = _copy(tmp_path / "in", ["d01.json", "d02.json", "d03.json"])
+    seen: list[int] = []
+
+    def on_result(result: dict) -> None:
+        stored = coach.store.one("select id from calls where id = ?", [result["call"]])
+        assert stored is not None, "reported before it was stored"
+        seen.append(result["call"])
+        if len(seen) == 2:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        ingest_paths(coach, [str(f) for f in files], on_result=on_result, workers=1)
+    assert len(seen) == 2
+    assert n_calls(coach) == 3  # the chunk was committed before anything was reported
+    assert coach.store.one("select count(*) n from ingested_files where status = 'failed'")["n"] == 0
+    orphans = coach.store.one("select count(*) n from calls c where not exists (select 1 from verdicts v where v.call_id = c.id)")
+    assert orphans["n"] == 0

@@ -207,20 +207,30 @@ def ingest_paths(
     engine_name, client = pick_engine(coach, meta.get("engine"))
     n = _worker_count(workers, total, engine_name)
 
+    # Callbacks run after their chunk's transaction commits, in file order: a result is only
+    # reported once it is stored, and a reader that goes away (a broken pipe) cannot undo a chunk.
+    told: list[tuple[Callable[[dict], None] | None, dict]] = []
+
+    def tell() -> None:
+        while told:
+            fn, payload = told.pop(0)
+            if fn:
+                fn(payload)
+
     def ok(result: dict) -> None:
         summary.calls.append(result["call"])
         if result["duplicate"]:
             summary.duplicates += 1
         else:
             summary.scored += 1
-        if on_result:
-            on_result(result)
+        told.append((on_result, result))
+
+    def failed(entry: dict) -> None:
+        summary.failed.append(entry)
+        told.append((on_error, entry))
 
     def fail(path: str, exc: BaseException) -> None:
-        entry = _error_entry(path, exc)
-        summary.failed.append(entry)
-        if on_error:
-            on_error(entry)
+        failed(_error_entry(path, exc))
 
     store = coach.store
     if n <= 1:
@@ -229,10 +239,13 @@ def ingest_paths(
                 for i, f in enumerate(files[start:start + chunk], start=start + 1):
                     try:
                         ok(ingest_file(coach, f, **meta))
+                    except BrokenPipeError:
+                        raise
                     except FILE_ERRORS as exc:
                         fail(str(f), exc)
                     if progress:
                         progress(i, total, str(f))
+            tell()
         return summary
 
     prep_meta = {k: meta.get(k) for k in ("rep", "call_type", "scorecard_id", "occurred_at", "fmt")}
@@ -258,15 +271,16 @@ def ingest_paths(
                         else:
                             if digest:
                                 _record(coach, path, digest, "failed", None, _entry_text(payload))
-                            summary.failed.append(payload)
-                            if on_error:
-                                on_error(payload)
+                            failed(payload)
+                    except BrokenPipeError:
+                        raise
                     except FILE_ERRORS as exc:
                         if status == "ok":
                             _record(coach, path, digest, "failed", None, str(exc))
                         fail(path, exc)
                     if progress:
                         progress(done, total, path)
+            tell()
     return summary
 
 
