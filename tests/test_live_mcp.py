@@ -71,3 +71,28 @@ def test_versions_resources(coach, playbook_dir):
                     raise AssertionError("an unknown version must be an error")
 
     anyio.run(main)
+
+
+def test_score_on_a_broken_scorecard_says_so_and_uses_the_last_good_version(coach, playbook_dir):
+    """An invalid edit is reported on the next tool call that touches it: `score` answers with the
+    file's problems and scores with the last good version."""
+    good = coach.playbook.version_of("scorecards", "discovery")
+    card = playbook_dir / "scorecards" / "discovery.yaml"
+    card.write_text(card.read_text().replace("lines:", "lines: [oops", 1))
+    coach.reload()
+    server = build_server(coach)
+
+    async def main():
+        async with client(server, "legacy") as c:
+            res = structured(await c.call_tool("score", {
+                "transcript": (DEMO / "04-priya-kestrel-electrical.vtt").read_text(), "rep": "Priya Raman"}))
+            assert res["scorecard_version"] == good
+            assert res["playbook_problems"] and res["playbook_problems"][0]["file"] == "scorecards/discovery.yaml"
+            assert "scorecards/discovery.yaml" in res["next_action"] and "broken" in res["next_action"]
+            card.write_text(card.read_text().replace("lines: [oops", "lines:", 1))
+            coach.reload()
+            fixed = structured(await c.call_tool("score", {
+                "transcript": (DEMO / "05-priya-halden-home.txt").read_text(), "rep": "Priya Raman"}))
+            assert fixed["playbook_problems"] == []
+
+    anyio.run(main)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from store import loop as store_loop
 from store.reps import get_rep
+from tools.live import artifact_problems
 from tools.context import Coach
 
 from .common import annotations, clip, for_mcp, guard, page
@@ -196,6 +197,11 @@ class ScoreResult(BaseModel):
     lines: list[LineVerdictOut] = Field(description="Every rubric line's verdict with the evidence quote.")
     loop: list[LoopAction] = Field(default_factory=list, description="What the loop did next (gaps opened, practice assigned, gates set, gaps verified).")
     loop_error: str | None = None
+    playbook_problems: list[dict] = Field(
+        default_factory=list,
+        description="Problems in the scorecard's file on disk right now (file, line, field, message, serving): "
+        "when it is broken, the last good version scored this call. Fix the file, or see validate_playbook.",
+    )
     next_action: str
     uri: str = Field(description="Resource with the stored call.")
 
@@ -241,11 +247,18 @@ def _score_result(coach: Coach, res: dict, detail: str, loop: list[LoopAction], 
         nxt = f"No pattern yet. Review with the review_call prompt, or see the rep's trend with attribute(rep='{res['rep']}')."
     else:
         nxt = "Nothing to coach on this call."
+    problems = artifact_problems(coach, "scorecards", res["scorecard"])
+    if problems:
+        p = problems[0]
+        nxt = (f"Scored with the last good version of scorecard '{res['scorecard']}': {p['file']}"
+               f"{':' + str(p['line']) if p.get('line') else ''} is broken ({p.get('field') or 'file'}: {p['message']}). "
+               f"Fix it with playbook_write. " + nxt)
     return ScoreResult(
         call_id=res["call"], rep=res["rep"], rep_name=res.get("rep_name"), call_type=res["call_type"], scorecard=res["scorecard"],
         scorecard_version=res.get("scorecard_version"), engine=res.get("engine"), score=score, duplicate=bool(res.get("duplicate")),
         occurred_at=res.get("occurred_at"), deal=res.get("deal"), stage=res.get("stage"), segment=res.get("segment"),
-        summary=summary, failed=failed, lines=lines, loop=loop, loop_error=loop_error, next_action=nxt, uri=f"coachloop://calls/{res['call']}",
+        summary=summary, failed=failed, lines=lines, loop=loop, loop_error=loop_error, playbook_problems=problems,
+        next_action=nxt, uri=f"coachloop://calls/{res['call']}",
     )
 
 
