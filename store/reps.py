@@ -146,6 +146,28 @@ def upsert_rep(
     return get_rep(store, rid)
 
 
+_PERIOD = re.compile(r"^\d{4}(-\d{2}|-Q[1-4])?$")
+
+
+def set_quota(store: Store, rep_id: str, period: str, *, quota: Any = None, attained: Any = None) -> dict:
+    """Quota and attainment of one rep for one period ('2026-03', '2026-Q2' or '2026'). A value not
+    given keeps the period's stored one (a new period's quota defaults to the rep's quota)."""
+    period = str(period).strip()
+    if not _PERIOD.match(period):
+        raise StoreError(f"period: '{period}' is not a month (2026-03), a quarter (2026-Q2) or a year (2026)")
+    rep = get_rep(store, rep_id)
+    with store.transaction() as db:
+        old = store.one("select quota, attained from quotas where rep_id = ? and period = ?", [rep["id"], period]) or {}
+        q = _check_quota(quota) if quota is not None else old.get("quota", rep.get("quota"))
+        a = _check_quota(attained) if attained is not None else old.get("attained")
+        db.execute(
+            "insert into quotas (rep_id, period, quota, attained) values (?, ?, ?, ?)"
+            " on conflict (rep_id, period) do update set quota = excluded.quota, attained = excluded.attained",
+            [rep["id"], period, q, a],
+        )
+    return {"rep_id": rep["id"], "period": period, "quota": q, "attained": a}
+
+
 def resolve_rep(store: Store, name: str | None) -> dict | None:
     """The rep whose id, name or alias is `name` (case- and space-insensitive), else None."""
     if not name or not str(name).strip():

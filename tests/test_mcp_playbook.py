@@ -156,6 +156,28 @@ def test_upsert_rep_and_record_deal(server, coach, mode):
     anyio.run(main)
 
 
+def test_upsert_rep_records_quota_and_attainment_per_period(server, coach):
+    """Attainment through MCP: the quota and amount attained for a period feed ramp time and the
+    quota attainment spread, exactly as `coachloop import reps` does."""
+    from tools.metrics import compute_metrics
+
+    async def main():
+        async with client(server, "legacy") as c:
+            r = structured(await c.call_tool("upsert_rep", {"name": "Priya Raman", "hire_date": "2026-01-05",
+                                                           "period": "Mar 2026", "quota": 100000, "attained": 120000}))
+            assert r["period_quota"] == {"rep_id": "priya-raman", "period": "2026-03", "quota": 100000.0, "attained": 120000.0}
+            r = structured(await c.call_tool("upsert_rep", {"name": "Priya Raman", "period": "2026-03", "attained": 90000}))
+            assert r["period_quota"]["quota"] == 100000.0 and r["period_quota"]["attained"] == 90000.0
+            bad = error_text(await c.call_tool("upsert_rep", {"name": "Priya Raman", "attained": 5}))
+            assert "needs a period" in bad
+
+    anyio.run(main)
+    rows = coach.store.query("select period, quota, attained from quotas")
+    assert rows == [{"period": "2026-03", "quota": 100000.0, "attained": 90000.0}]
+    att = compute_metrics(coach, names=["quota_attainment"])
+    assert "quota_attainment" in str(att)
+
+
 @pytest.mark.parametrize("mode", ERAS)
 def test_resources_playbook_and_state(server, coach, mode):
     from store.reps import upsert_rep

@@ -28,7 +28,7 @@ import yaml
 
 from store.db import Store, StoreError, now_iso
 from store.deals import parse_when, record_deal
-from store.reps import resolve_rep, slugify, upsert_rep
+from store.reps import resolve_rep, set_quota, slugify, upsert_rep
 
 REP_FIELDS = ("name", "id", "email", "team", "manager", "segment", "hire_date", "quota", "period", "attained")
 DEAL_FIELDS = ("id", "name", "owner", "stage", "amount", "created", "close_date", "stage_date", "won", "closed", "outcome", "segment", "calls")
@@ -351,14 +351,7 @@ def import_reps(coach_or_store, path: str | Path, mapping: Any = None, *, period
                     created += not existed
                     updated += existed
                 if rec["period"] and (rec["quota"] is not None or rec["attained"] is not None):
-                    old = store.one("select quota, attained from quotas where rep_id = ? and period = ?", [rep["id"], rec["period"]])
-                    quota = rec["quota"] if rec["quota"] is not None else (old or {}).get("quota", rep.get("quota"))
-                    attained = rec["attained"] if rec["attained"] is not None else (old or {}).get("attained")
-                    db.execute(
-                        "insert into quotas (rep_id, period, quota, attained) values (?, ?, ?, ?)"
-                        " on conflict (rep_id, period) do update set quota = excluded.quota, attained = excluded.attained",
-                        [rep["id"], rec["period"], quota, attained],
-                    )
+                    set_quota(store, rep["id"], rec["period"], quota=rec["quota"], attained=rec["attained"])
                     quotas += 1
             except StoreError as exc:
                 errors.append(RowError(line, None, str(exc)))

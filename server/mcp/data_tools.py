@@ -6,8 +6,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from store.deals import record_deal as _record_deal
+from store.reps import set_quota
 from store.reps import upsert_rep as _upsert_rep
 from tools.context import Coach
+from tools.importer import parse_period
 
 from .common import annotations, guard
 
@@ -22,6 +24,7 @@ class RepOut(BaseModel):
     quota: float | None = None
     email: str | None = None
     aliases: list[str] = Field(default_factory=list, description="Other spellings matched in transcripts.")
+    period_quota: dict | None = Field(None, description="With period: {rep_id, period, quota, attained} as stored.")
     created: bool = Field(description="True when this call added the rep.")
     uri: str = Field(description="Resource with the rep's profile.")
 
@@ -52,7 +55,8 @@ def register(mcp, coach: Coach) -> None:
         description=(
             "Add a sales rep to the roster or update their fields (fields not given keep their values). "
             "Use before scoring a rep's first call so the transcript's speaker resolves to them, or to record team, "
-            "segment, hire date (for ramp time) and quota. Returns the rep with their id."
+            "segment, hire date (for ramp time) and quota. With `period`, `quota` and `attained` are that period's "
+            "quota and attainment (for ramp time and the quota attainment spread). Returns the rep with their id."
         ),
     )
     @guard("upsert_rep")
@@ -66,12 +70,20 @@ def register(mcp, coach: Coach) -> None:
         quota: Annotated[float | None, Field(ge=0, description="Quota for the current period.")] = None,
         email: Annotated[str | None, Field(description="Email address.")] = None,
         aliases: Annotated[list[str] | None, Field(description="Other spellings of the name seen in transcripts.")] = None,
+        period: Annotated[str | None, Field(description="Quota period the quota/attained values are for: 2026-03, 2026-Q2, Mar 2026.")] = None,
+        attained: Annotated[float | None, Field(ge=0, description="Amount attained in `period` (needs period).")] = None,
     ) -> RepOut:
-        before = coach.store.one("select count(*) as n from reps")["n"]
-        r = _upsert_rep(coach.store, name, id=id, team=team, manager=manager, segment=segment, hire_date=hire_date, quota=quota, email=email, aliases=aliases)
-        after = coach.store.one("select count(*) as n from reps")["n"]
+        if attained is not None and not period:
+            raise ValueError("attained needs a period: pass period='2026-03' (a month, quarter or year)")
+        qperiod = parse_period(period) if period else None
+        with coach.store.transaction():
+            before = coach.store.one("select count(*) as n from reps")["n"]
+            r = _upsert_rep(coach.store, name, id=id, team=team, manager=manager, segment=segment, hire_date=hire_date,
+                            quota=None if qperiod else quota, email=email, aliases=aliases)
+            after = coach.store.one("select count(*) as n from reps")["n"]
+            q = set_quota(coach.store, r["id"], qperiod, quota=quota, attained=attained) if qperiod else None
         fields = {k: r.get(k) for k in ("id", "name", "team", "manager", "segment", "hire_date", "quota", "email")}
-        return RepOut(**fields, aliases=list(r.get("aliases") or []), created=after > before, uri=f"coachloop://reps/{r['id']}")
+        return RepOut(**fields, aliases=list(r.get("aliases") or []), period_quota=q, created=after > before, uri=f"coachloop://reps/{r['id']}")
 
     @mcp.tool(
         name="record_deal",
