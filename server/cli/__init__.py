@@ -8,12 +8,12 @@ import logging
 import sys
 
 COMMAND_MODULES = [
-    "server.cli.playbook_cmds",  # init, validate, test, diff
+    "server.cli.playbook_cmds",  # init, validate, diff, show-version
     "server.cli.test_cmd",  # test (rubric tests: agreement per line)
     "server.cli.score_cmds",  # score, ingest, rescore, override, calls, call
     "server.cli.rep_cmds",  # rep add/list/show, deal record/show
-    "server.cli.loop_cmds",  # attribute, scenario, assign, practice, certify, gate, lift
-    "server.cli.data_cmds",  # rep, deal, import, export, metrics, report
+    "server.cli.loop_cmds",  # attribute, run, events, feedback, scenario, assign, practice, certify, gate
+    "server.cli.data_cmds",  # import, export, metrics, report
     "server.cli.serve_cmds",  # serve
     "server.cli.rollout_cmds",  # rollout status, jobs, watch (live playbook)
     "server.cli.demo_cmd",  # demo
@@ -28,13 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue  # command module not written yet
-            raise
-        mod.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
