@@ -51,6 +51,12 @@ class Coach:
     def close(self) -> None:
         self.store.close()
 
+    def __enter__(self) -> "Coach":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def _serve_last_good(pb: Playbook, store: Store) -> Playbook:
     """A fresh process (a CLI command, a restarted server) has no earlier snapshot in memory, so a file

@@ -85,25 +85,26 @@ def _print_rep(r: dict) -> None:
     print(f"{r['id']:<24} {r['name']:<24} {' '.join(extras)}{aliases}")
 
 
+def _answer(args: argparse.Namespace, obj: dict, printer) -> int:
+    """--json prints the object; otherwise `printer` writes it for people."""
+    if args.json:
+        emit_json(obj)
+    else:
+        printer(obj)
+    return 0
+
+
 @command
 def cmd_rep_add(args: argparse.Namespace) -> int:
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         rep = upsert_rep(coach.store, args.name, id=args.id, team=args.team, manager=args.manager, segment=args.segment,
                          hire_date=args.hire_date, quota=args.quota, email=args.email, aliases=args.alias)
-        if args.json:
-            emit_json(rep)
-        else:
-            print(f"rep {rep['id']}: {rep['name']}")
-        return 0
-    finally:
-        coach.close()
+        return _answer(args, rep, lambda r: print(f"rep {r['id']}: {r['name']}"))
 
 
 @command
 def cmd_rep_list(args: argparse.Namespace) -> int:
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         reps = list_reps(coach.store, team=args.team, segment=args.segment)
         if args.json:
             emit_json(reps)
@@ -113,22 +114,12 @@ def cmd_rep_list(args: argparse.Namespace) -> int:
         for r in reps:
             _print_rep(r)
         return 0
-    finally:
-        coach.close()
 
 
 @command
 def cmd_rep_show(args: argparse.Namespace) -> int:
-    coach = open_coach(args)
-    try:
-        rep = get_rep(coach.store, args.rep)
-        if args.json:
-            emit_json(rep)
-        else:
-            _print_rep(rep)
-        return 0
-    finally:
-        coach.close()
+    with open_coach(args) as coach:
+        return _answer(args, get_rep(coach.store, args.rep), _print_rep)
 
 
 def _print_deal(d: dict) -> None:
@@ -142,28 +133,13 @@ def _print_deal(d: dict) -> None:
 
 @command
 def cmd_deal_record(args: argparse.Namespace) -> int:
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         deal = record_deal(coach.store, args.id, name=args.name, rep=args.rep, amount=args.amount, stage=args.stage,
                            outcome=args.outcome, at=args.at, segment=args.segment)
-        if args.json:
-            emit_json(deal)
-        else:
-            _print_deal(deal)
-        return 0
-    finally:
-        coach.close()
+        return _answer(args, deal, _print_deal)
 
 
 @command
 def cmd_deal_show(args: argparse.Namespace) -> int:
-    coach = open_coach(args)
-    try:
-        deal = get_deal(coach.store, args.id)
-        if args.json:
-            emit_json(deal)
-        else:
-            _print_deal(deal)
-        return 0
-    finally:
-        coach.close()
+    with open_coach(args) as coach:
+        return _answer(args, get_deal(coach.store, args.id), _print_deal)
