@@ -221,13 +221,11 @@ def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
     return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
 
 
-def cpu_seconds() -> float:
-    """CPU time (user + system) of this process and its reaped children (the ingest workers)."""
-    total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        ru = resource.getrusage(who)
-        total += ru.ru_utime + ru.ru_stime
-    return total
+def cpu_seconds(who: int) -> float:
+    """CPU time (user + system) of this process (the writer), or of its reaped children (the
+    ingest workers)."""
+    ru = resource.getrusage(who)
+    return ru.ru_utime + ru.ru_stime
 
 
 def run_child(folder: Path, workdir: Path, workers: int | None) -> dict:
@@ -250,12 +248,13 @@ def run_child(folder: Path, workdir: Path, workers: int | None) -> dict:
     for name in REPS:
         upsert_rep(coach.store, name, segment="mid-market", team="bench")
     rss0 = peak_rss_mb()
-    cpu0 = cpu_seconds()
+    cpu0 = cpu_seconds(resource.RUSAGE_SELF), cpu_seconds(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     kwargs = {"workers": workers} if workers is not None else {}
     summary = ingest_paths(coach, [folder], engine="offline", **kwargs)
     elapsed = time.perf_counter() - t0
-    cpu = cpu_seconds() - cpu0
+    writer_cpu = cpu_seconds(resource.RUSAGE_SELF) - cpu0[0]
+    cpu = writer_cpu + cpu_seconds(resource.RUSAGE_CHILDREN) - cpu0[1]
     from tools.ingest import _worker_count
 
     used_workers = _worker_count(workers, summary.files, "offline")
@@ -273,6 +272,7 @@ def run_child(folder: Path, workdir: Path, workers: int | None) -> dict:
         "calls_per_s": round(summary.files / elapsed, 1) if elapsed else None,
         "cpu_seconds": round(cpu, 1),
         "cpu_ms_per_call": round(1000 * cpu / max(1, summary.files), 1),
+        "writer_cpu_ms_per_call": round(1000 * writer_cpu / max(1, summary.files), 1),
         "workers": used_workers,
         "load_avg": round(os.getloadavg()[0], 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 wrk = f" + {res['workers']} workers x {res['worker_peak_rss_mb']:.1f} MB" if res["worker_peak_rss_mb"] else ""
                 print(f"{n:>7} calls: {res['seconds']:7.2f} s  {res['calls_per_s']:8.1f} calls/s  peak RSS {res['peak_rss_mb']:6.1f} MB{wrk}"
-                      f"  CPU {res['cpu_ms_per_call']} ms/call  (stored {res['stored']}, {res['verdicts']} verdicts, "
+                      f"  CPU {res['cpu_ms_per_call']} ms/call ({res['writer_cpu_ms_per_call']} writing)  (stored {res['stored']}, {res['verdicts']} verdicts, "
                       f"failed {res['failed']}, db {res['db_mb']} MB, load avg {res['load_avg']})")
                 if res["failed"]:
                     print(f"         first errors: {res['first_errors']}")

@@ -111,3 +111,74 @@ def test_verdicts_with_and_without_prefilter_are_identical(monkeypatch):
         offline._BY_ID.clear()
         text._analyse_text.cache_clear()
     assert fast == slow
+
+
+@pytest.mark.parametrize("which", ["starter", "tricky"])
+def test_one_regex_per_line_finds_a_cue_wherever_any_pattern_matches(which):
+    """offline.Compiled.pos_any: one search per turn stands in for every pattern of a line."""
+    from tools.scoring.prefilter import any_cue_regex
+
+    if which == "starter":
+        lines = [ln.patterns for card in _cards().values() for ln in card.lines if ln.patterns]
+    else:
+        lines = [[p for p in TRICKY if pattern_cues(p, re.I)]]
+    texts = _texts()
+    checked = 0
+    for pats in lines:
+        rxs = [re.compile(p, re.I) for p in pats]
+        any_rx = any_cue_regex([pattern_cues(p, re.I) for p in pats])
+        if any_rx is None:
+            continue
+        for text in texts:
+            if _plain(text) and any(rx.search(text) for rx in rxs):
+                checked += 1
+                assert any_rx.search(text), (pats, text)
+                # the same holds for the text inside a longer one (a turn, a whole call)
+                assert any_rx.search("so okay\n" + text + " right\nyeah")
+    assert checked > 20
+    assert any_cue_regex([(("budget",),), None]) is None  # a pattern without cues: nothing can be skipped
+
+
+def test_the_fast_path_for_plain_words_keeps_what_drop_fillers_keeps():
+    from tools.scoring.text import _drop_fillers, _keeps_all
+
+    rng = random.Random(11)
+    vocab = ("um uh you know i mean kind sort of like the the a so we what budget is it's guys really "
+             "yeah okay and do did let's").split()
+    fast = 0
+    for _ in range(20000):
+        ws = [rng.choice(vocab) for _ in range(rng.randint(1, 10))]
+        if _keeps_all(ws):
+            fast += 1
+            kept, breaks = _drop_fillers(ws, [])
+            assert kept == list(range(len(ws))) and not any(breaks), ws
+    assert fast > 500
+
+
+def test_clauses_are_analysed_only_where_a_line_can_match():
+    """The second pass (clauses, questions) runs on demand: turns with none of a line's words and
+    no question to find never need it, and a completed turn reads the same as ever."""
+    from playbook.models import Scorecard
+    from tools.scoring import text
+    from tools.transcripts.model import Turn
+
+    card = _cards()["discovery"]
+    assert isinstance(card, Scorecard)
+    filler = ["yeah that makes sense to me", "right, we had the same thing last year with the other team",
+              "the weather has been rough lately", "sure thing"]
+    turns = [Turn("Rep", "hi there, thanks for joining", role="rep"), Turn("Buyer", "happy to", role="buyer")]
+    for k in range(60):
+        turns.append(Turn("Rep", f"{filler[k % 4]} number {k}", role="rep"))
+        turns.append(Turn("Buyer", f"{filler[(k + 1) % 4]} item {k}", role="buyer"))
+    turns.append(Turn("Rep", "What budget have you set aside for this?", role="rep"))
+    turns.append(Turn("Buyer", "About fifty thousand for the year.", role="buyer"))
+    text._analyse_text.cache_clear()
+    result = score_turns(turns, card)
+    assert {ln.id: ln.verdict for ln in result.lines}["budget_confirmed"] == "pass"
+    done = [t for t in turns if text._analyse_text(t.text, True).done]
+    assert 0 < len(done) < len(turns) // 4, len(done)
+    # reading a lazy turn's clauses completes it, with clauses numbered across its sentences
+    an = text._analyse_text("Okay. So what drives this? And who else signs off?", True)
+    assert not an.done
+    idx = [c.index for s in an.sentences for c in s.clauses]
+    assert an.done and idx == list(range(len(idx))) and len(idx) >= 3

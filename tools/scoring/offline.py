@@ -41,7 +41,7 @@ from functools import lru_cache
 from playbook.models import RubricLine, Scorecard
 
 from . import OFFLINE_ENGINE, OFFLINE_ENGINE_VERSION, CallScore, LineVerdict, weighted_score
-from .prefilter import pattern_cues
+from .prefilter import CueIndex, any_cue_regex, pattern_cues
 from .text import CallText, Sentence, TurnText, analyse_call, content_stems, normalise
 
 MAX_QUOTE = 300
@@ -68,6 +68,12 @@ class Compiled:
     # regexes themselves, so they follow any change to how phrases or patterns are compiled
     pos_cued: list = None
     trig_cued: list = None
+    # one regex per line that finds something wherever any of `pos` can match (None: always run),
+    # and which of `pos` can match a sentence, from one scan of it
+    pos_any: re.Pattern | None = None
+    pos_index: CueIndex | None = None
+    # every example's content stems together: a clause matching an example holds 3 of them
+    example_stems: frozenset = frozenset()
 
 
 def _phrase_re(phrase: str) -> re.Pattern | None:
@@ -152,6 +158,10 @@ def _compile_line(line_json: str) -> Compiled:
     )
     comp.pos_cued = _cued(comp.pos)
     comp.trig_cued = _cued(comp.trig)
+    cue_sets = [pattern_cues(rx.pattern, rx.flags) for rx in comp.pos]
+    comp.pos_any = any_cue_regex(cue_sets) if comp.pos else None
+    comp.pos_index = CueIndex.build(cue_sets) if comp.pos else None
+    comp.example_stems = frozenset().union(*comp.examples) if comp.examples else frozenset()
     return comp
 
 
@@ -254,6 +264,9 @@ def _example_hits(sent: Sentence, comp: Compiled) -> list[tuple[int, int]]:
     out = []
     if not comp.examples:
         return out
+    whole = sent.stems  # a clause's stems are a subset of its sentence's
+    if len(whole & comp.example_stems) < 3 or not any(len(ex & whole) >= max(3, int(0.8 * len(ex) + 0.999)) for ex in comp.examples):
+        return out
     pos = 0
     for c in sent.clauses:
         stems = c.stems
@@ -280,20 +293,19 @@ def match_turn(
     `before` = (sentence, clause index): only matches up to there count (an agenda before the
     first question)."""
     kind = kind or line.kind
-    if kind == "question" and not tt.has_question:
-        return None  # nothing asked in this turn
     if small_key is None:
         small_key = "\x00".join(p.pattern for p in small)
     key = (comp.key, kind, small_key)
     for si, sent in enumerate(tt.sentences):
-        if not sent.text or kind == "question" and not sent.has_question:
+        if not sent.text:
             continue
         found = sent.memo.get(key)
         if found is None:
+            # the line's words first (the sentence's text alone), the clauses only where they
+            # match: most sentences of a call never need their clause analysis
             found = _sentence_matches(sent, comp, small, kind)
             if len(sent.memo) > 256:
                 sent.memo.clear()
-                sent.memo["has_question"] = any(c.question for c in sent.clauses)
             sent.memo[key] = found
         for first_clause, ci, a, b, what in found:
             if before is not None and (si, first_clause) > before:
@@ -307,6 +319,8 @@ def _sentence_matches(sent: Sentence, comp: Compiled, small: list[re.Pattern], k
     (turn-level index of its first clause, sentence-level clause of the evidence, a, b, what).
     Depends only on the sentence's text, so it is memoised on the (shared, cached) sentence."""
     any_question = kind == "question" and not comp.pos and not comp.examples
+    if any_question and not sent.has_question:
+        return []
     text = sent.text
     spans: list[tuple[int, int, str]] = []
     if any_question:
@@ -318,7 +332,10 @@ def _sentence_matches(sent: Sentence, comp: Compiled, small: list[re.Pattern], k
         # comp.pos in order, each skipped when a word every match of it holds is missing from
         # the (lower-case ASCII) sentence: most sentences match nothing (see prefilter.py)
         plain = _plain(text)
-        for single, groups, rx in comp.pos_cued:
+        cued = comp.pos_cued
+        if plain and comp.pos_index is not None:  # only the patterns whose cues are in the sentence
+            cued = [cued[i] for i in comp.pos_index.candidates(text)]
+        for single, groups, rx in cued:
             if plain:
                 if single is not None:
                     if single not in text:
@@ -357,9 +374,13 @@ def _sentence_matches(sent: Sentence, comp: Compiled, small: list[re.Pattern], k
     return out
 
 
-def first_real_question(call: CallText, small: list[re.Pattern], role: str = "rep") -> tuple[int, int, int] | None:
-    """(turn, sentence, clause index) of the first question by `role` that is not small talk."""
+def first_real_question(call: CallText, small: list[re.Pattern], role: str = "rep",
+                        upto: int | None = None) -> tuple[int, int, int] | None:
+    """(turn, sentence, clause index) of the first question by `role` that is not small talk;
+    with `upto`, only if it comes in turn `upto` or before (turns after it are not analysed)."""
     for tt in call.turns:
+        if upto is not None and tt.index > upto:
+            break
         if tt.role != role:
             continue
         for si, sent in enumerate(tt.sentences):
@@ -370,6 +391,29 @@ def first_real_question(call: CallText, small: list[re.Pattern], role: str = "re
 
 
 # --------------------------------------------------------------------------- judging one line
+
+
+def _may_match(tt: TurnText, comp: Compiled) -> bool:
+    """Could the line's phrases, patterns or examples match somewhere in this turn? False only
+    when they cannot (no cue of any pattern, too few example words): `match_turn` decides the rest."""
+    if not comp.pos and not comp.examples:
+        return True  # any question will do
+    may = tt.memo.get(comp.key)
+    if may is None:
+        may = tt.memo[comp.key] = _may_match_text(tt, comp)
+        if len(tt.memo) > 256:
+            tt.memo.clear()
+    return may
+
+
+def _may_match_text(tt: TurnText, comp: Compiled) -> bool:
+    if comp.pos:
+        if comp.pos_any is None:
+            return True
+        text = tt.text
+        if not _plain(text) or comp.pos_any.search(text):  # cues only hold on lower-case ASCII text
+            return True
+    return bool(comp.examples) and len(tt.stems & comp.example_stems) >= 3
 
 
 def _speaker_ok(line_speaker: str, role: str) -> bool:
@@ -410,21 +454,15 @@ def _any(rxs: list[re.Pattern], text: str) -> re.Match | None:
 def _trigger_turns(call: CallText, line: RubricLine, comp: Compiled) -> list[int]:
     trig = line.trigger
     fired = []
+    key = (comp.key, "trigger")
     for tt in call.turns:
         if not _speaker_ok(trig.speaker, tt.role):
             continue
-        ok = False
-        for sent in tt.sentences:
-            key = (comp.key, "trigger")
-            fired_here = sent.memo.get(key)
-            if fired_here is None:
-                text = sent.text
-                fired_here = _search_any(comp.trig_cued, text) and not any(
-                    n.search(text) for n in comp.trig_neg)
-                sent.memo[key] = fired_here
-            if fired_here:
-                ok = True
-                break
+        ok = tt.memo.get(key)  # the same for every turn with this text
+        if ok is None:
+            ok = tt.memo[key] = any(
+                _search_any(comp.trig_cued, sent.text) and not any(n.search(sent.text) for n in comp.trig_neg)
+                for sent in tt.sentences)
         if not ok:
             continue
         if comp.unless:
@@ -440,7 +478,9 @@ def _fail_reason(line: RubricLine, default: str) -> str:
 
 
 def judge_line(call: CallText, line: RubricLine, card: Scorecard, small: list[re.Pattern],
-               first_q: tuple[int, int, int] | None) -> LineVerdict:
+               first_q: tuple[int, int, int] | None | str = "find") -> LineVerdict:
+    """One line's verdict. `first_q`: the rep's first real question (see first_real_question),
+    or "find" to look for it where the line needs it."""
     comp = compiled(line)
     small_key = "\x00".join(p.pattern for p in small)
     n = len(call.turns)
@@ -467,12 +507,17 @@ def judge_line(call: CallText, line: RubricLine, card: Scorecard, small: list[re
     if line.kind == "agreement":
         return _judge_agreement(call, line, comp, cands)
     before = None
+    if line.before_first_question and first_q == "find":
+        # only a first question among the candidate turns changes anything: look no further
+        first_q = first_real_question(call, small, upto=cands[-1].index) if cands else None
     for tt in cands:
         if line.before_first_question and first_q is not None:
             if tt.index > first_q[0]:
                 break
             if tt.index == first_q[0]:
                 before = (first_q[1], first_q[2])
+        if not _may_match(tt, comp):
+            continue  # none of the line's words are in this turn
         hit = match_turn(tt, line, comp, small, before=before, small_key=small_key)
         if hit is None:
             continue
@@ -518,7 +563,7 @@ def _judge_agreement(call: CallText, line: RubricLine, comp: Compiled, cands: li
 
     def item(tt: TurnText) -> Hit | None:
         if tt.index not in memo:
-            memo[tt.index] = match_turn(tt, line, comp, [], kind="statement")
+            memo[tt.index] = match_turn(tt, line, comp, [], kind="statement") if _may_match(tt, comp) else None
         return memo[tt.index]
 
     def without_refusals(text: str) -> str:
@@ -599,8 +644,7 @@ def score_offline(turns: list, scorecard: Scorecard, *, version: str = "") -> Ca
         )
     call = analyse_call(turns)
     small = _compile_small_talk(tuple(scorecard.small_talk))
-    first_q = first_real_question(call, small)
-    lines = [judge_line(call, ln, scorecard, small, first_q) for ln in scorecard.lines]
+    lines = [judge_line(call, ln, scorecard, small) for ln in scorecard.lines]
     return CallScore(
         scorecard=scorecard.id,
         scorecard_version=version,

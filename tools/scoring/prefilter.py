@@ -20,6 +20,7 @@ Soundness rules kept here:
 """
 from __future__ import annotations
 
+import re
 import re._parser as _sre
 from re._constants import ATOMIC_GROUP, BRANCH, LITERAL, MAX_REPEAT, MIN_REPEAT, POSSESSIVE_REPEAT, SUBPATTERN
 
@@ -81,3 +82,99 @@ def pattern_cues(pattern: str, flags: int = 0) -> tuple[tuple[str, ...], ...] | 
         return None
     groups.sort(key=_rank, reverse=True)
     return tuple(groups)
+
+
+def _trie(strings) -> dict:
+    trie: dict = {}
+    for w in strings:
+        node = trie
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = True
+    return trie
+
+
+def _trie_regex(strings: set[str]) -> str:
+    """A regular expression matching any of `strings`, shaped as a trie ("bu(?:dget|y)"), so the
+    regex engine tries one branch per character instead of every string at every position. Where
+    a string ends and longer ones go on, it stops at the shorter (enough to know one is there)."""
+
+    def build(node: dict) -> str:
+        if "" in node:
+            return ""
+        alts = [re.escape(ch) + build(child) for ch, child in sorted(node.items())]
+        return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+    return build(_trie(strings))
+
+
+def _longest_trie_regex(strings: set[str]) -> str:
+    """Like _trie_regex, but matching the longest of `strings` that starts at a position."""
+
+    def build(node: dict) -> str:
+        alts = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch != ""]
+        if not alts:
+            return ""
+        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return build(_trie(strings))
+
+
+def _first_groups(cue_sets: list) -> set[str] | None:
+    strings: set[str] = set()
+    for groups in cue_sets:
+        if not groups:
+            return None
+        strings.update(groups[0])
+    if not strings or any("\n" in w for w in strings):  # callers search texts joined by line breaks
+        return None
+    return strings
+
+
+def any_cue_regex(cue_sets: list) -> re.Pattern | None:
+    """One regex that finds something in every text where at least one of several patterns can
+    match: `cue_sets` holds each pattern's cue groups (as from `pattern_cues`, None when that
+    pattern has no cue). From each pattern it takes its most selective group (every match of the
+    pattern holds one of that group's strings), so a text where the combined regex finds nothing
+    cannot match any of them. None when some pattern has no cue (nothing can be skipped)."""
+    strings = _first_groups(cue_sets)
+    return None if strings is None else re.compile(_trie_regex(strings))
+
+
+class CueIndex:
+    """Which of several patterns can match a text, from one regex pass: `candidates(text)` gives,
+    in order, the indices of the patterns one of whose first-group strings is in the text (a
+    superset of the patterns that match it; the others cannot). For lower-case ASCII texts only,
+    like every cue here. Build with `CueIndex.build`, which gives None when some pattern has no cue."""
+
+    def __init__(self, scan: re.Pattern, by_found: dict[str, tuple[int, ...]]):
+        self.scan = scan
+        self.by_found = by_found
+
+    @classmethod
+    def build(cls, cue_sets: list) -> "CueIndex | None":
+        strings = _first_groups(cue_sets)
+        if strings is None:
+            return None
+        owners: dict[str, set[int]] = {}
+        for i, groups in enumerate(cue_sets):
+            for w in groups[0]:
+                owners.setdefault(w, set()).add(i)
+        # the scan reports the longest string at each position; the shorter ones it holds at its
+        # start are there too, so each string stands for the patterns of all its cue prefixes
+        by_found = {}
+        for w in strings:
+            pats: set[int] = set()
+            for k in range(1, len(w) + 1):
+                pats |= owners.get(w[:k], set())
+            by_found[w] = tuple(sorted(pats))
+        return cls(re.compile("(?=(" + _longest_trie_regex(strings) + "))"), by_found)
+
+    def candidates(self, text: str) -> list[int]:
+        found = {m.group(1) for m in self.scan.finditer(text)}
+        if not found:
+            return []
+        if len(found) == 1:
+            return list(self.by_found[found.pop()])
+        return sorted({i for w in found for i in self.by_found[w]})

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import bisect
 import re
+import weakref
+from itertools import accumulate, islice
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -121,6 +123,7 @@ OPEN_PHRASE = WH | WH_CONTR | {"the", "a", "an", "of", "to", "for", "with", "abo
 CLAUSE_STARTERS = DISCOURSE | WH | WH_CONTR | AUX | {"i", "we", "you", "let's", "let", "tell", "walk", "if", "when"}
 
 TOKEN_RE = re.compile(r"[\w$£€#@][\w$£€%'’.,:/&+@#-]*[\w%]|[\w$£€%]")
+_TOKEN_SPLIT = re.compile("(" + TOKEN_RE.pattern + ")")  # split() keeps the tokens between the gaps
 SPLIT_INNER = re.compile(r"(?<=[a-z])[-/](?=[a-z])|(?<=\d)[-/](?=[a-z])|(?<=[a-z])[-/](?=\d)|(?<=\d)-(?=\d)")
 
 
@@ -150,65 +153,129 @@ class Clause:
         return self._stems
 
 
-@dataclass
 class Sentence:
-    start: int
-    end: int
-    ends_q: bool
-    clauses: list[Clause] = field(default_factory=list)
-    text: str = ""  # normalised, clauses joined by single spaces
-    offsets: list[int] = field(default_factory=list)  # start of each word in `text`
-    word_clause: list[int] = field(default_factory=list)  # clause index (within sentence) of each word
-    words: list[Word] = field(default_factory=list)
-    open_end: bool = False  # no closing punctuation (a punctuated call's unpunctuated tail)
-    memo: dict = field(default_factory=dict, repr=False, compare=False)  # per-line match results (offline.py)
+    """One sentence of a turn. Its normalised words, text and offsets come from the first, cheap
+    pass over the turn; its clauses (and which of them ask) from the second pass, which runs only
+    when something reads them (see `_TurnAnalysis.complete`): most turns of a call never need it.
+    `words` (each with its span in the original text) are made when first read."""
+
+    __slots__ = ("start", "end", "ends_q", "norms", "text", "offsets", "open_end", "memo", "breaks",
+                 "_starts", "_ends", "_words", "_owner", "_clauses", "_word_clause", "_has_question", "_stems")
+
+    def __init__(self, norms: list[str], starts: list[int], ends: list[int], breaks: list[bool], ends_q: bool,
+                 open_end: bool, owner: "weakref.ref[_TurnAnalysis] | None"):
+        self.norms = norms  # the normalised words
+        self._starts, self._ends = starts, ends  # their spans in the original text
+        self.start, self.end = starts[0], ends[-1]
+        self.ends_q = ends_q
+        self.open_end = open_end  # no closing punctuation (a punctuated call's unpunctuated tail)
+        self.breaks = breaks  # a clause boundary precedes word i
+        self.text = " ".join(norms)  # normalised words joined by single spaces
+        self.offsets = list(accumulate([len(w) + 1 for w in norms[:-1]], initial=0))  # start of each word in `text`
+        self.memo: dict = {}  # per-line match results (offline.py)
+        self._owner = owner  # weak: no reference cycle through the analysis cache
+        self._words: list[Word] | None = None
+        self._clauses: list[Clause] | None = None
+        self._word_clause: list[int] | None = None  # clause index of each word
+        self._has_question: bool | None = None
+        self._stems: frozenset | None = None
+
+    def __repr__(self) -> str:
+        return f"Sentence({self.text!r})"
+
+    @property
+    def words(self) -> list[Word]:
+        if self._words is None:
+            self._words = list(map(Word, self.norms, self._starts, self._ends))
+        return self._words
+
+    @property
+    def clauses(self) -> list[Clause]:
+        if self._clauses is None:
+            self._complete()
+        return self._clauses
+
+    @property
+    def word_clause(self) -> list[int]:
+        if self._word_clause is None:
+            self._complete()
+        return self._word_clause
+
+    def _complete(self) -> None:
+        owner = self._owner() if self._owner is not None else None
+        if owner is None:  # a sentence outlives its turn's analysis only if held apart from it
+            raise RuntimeError("sentence read after its turn's analysis was dropped: keep the TurnText")
+        owner.complete()
 
     @property
     def has_question(self) -> bool:
-        hq = self.memo.get("has_question")
-        if hq is None:  # fixed once the sentence is analysed
-            hq = self.memo["has_question"] = any(c.question for c in self.clauses)
-        return hq
+        if self._has_question is None:  # fixed once the sentence is analysed
+            self._has_question = any(c.question for c in self.clauses)
+        return self._has_question
+
+    @property
+    def stems(self) -> frozenset:
+        """Content stems of the whole sentence: every clause's stems are a subset (a prefilter)."""
+        if self._stems is None:
+            self._stems = frozenset(content_stems(self.text))
+        return self._stems
 
     def clause_at(self, pos: int) -> int:
         i = bisect.bisect_right(self.offsets, pos) - 1
-        return self.word_clause[max(i, 0)] if self.word_clause else 0
+        wc = self.word_clause
+        return wc[max(i, 0)] if wc else 0
 
     def clauses_in(self, a: int, b: int) -> list[int]:
-        if not self.words:
+        if not self.norms:
             return []
+        wc = self.word_clause
         i = max(bisect.bisect_right(self.offsets, a) - 1, 0)
         j = max(bisect.bisect_right(self.offsets, max(a, b - 1)) - 1, 0)
-        return sorted({self.word_clause[k] for k in range(i, j + 1)})
+        return sorted({wc[k] for k in range(i, j + 1)})
 
     def span_of(self, a: int, b: int) -> tuple[int, int]:
         """Original character span of the normalised range [a, b)."""
         i = max(bisect.bisect_right(self.offsets, a) - 1, 0)
         j = max(bisect.bisect_right(self.offsets, max(a, b - 1)) - 1, 0)
-        return self.words[i].start, self.words[j].end
+        return self._starts[i], self._ends[j]
 
 
-@dataclass
 class TurnText:
-    index: int
-    role: str
-    speaker: str
-    original: str
-    sentences: list[Sentence]
-    text: str  # whole turn normalised
-    n_words: int
-    _has_question: bool | None = field(default=None, repr=False, compare=False)
+    """One turn of a call: its place, who spoke, the original words, and the analysis of the words
+    (shared by every turn with the same text; see `_analyse_text`)."""
+
+    __slots__ = ("index", "role", "speaker", "original", "analysis", "sentences", "text", "n_words", "memo")
+
+    def __init__(self, index: int, role: str, speaker: str, original: str, analysis: "_TurnAnalysis"):
+        self.index, self.role, self.speaker, self.original = index, role, speaker, original
+        self.analysis = analysis  # also keeps the sentences completable
+        self.sentences: list[Sentence] = analysis.sentences
+        self.text: str = analysis.text  # whole turn normalised
+        self.n_words: int = analysis.n_words
+        self.memo: dict = analysis.memo  # shared by every turn with this text
+
+    def __repr__(self) -> str:
+        return f"TurnText({self.index}, {self.role!r}, {self.original[:40]!r})"
 
     @property
     def has_question(self) -> bool:
-        """Does any sentence of this turn hold a question? (computed once)"""
-        if self._has_question is None:
-            self._has_question = any(s.has_question for s in self.sentences)
-        return self._has_question
+        """Does any sentence of this turn hold a question? (computed once per text)"""
+        an = self.analysis
+        if an.has_q is None:
+            an.has_q = any(s.has_question for s in self.sentences)
+        return an.has_q
 
     @property
     def clauses(self) -> list[Clause]:
         return [c for s in self.sentences for c in s.clauses]
+
+    @property
+    def stems(self) -> frozenset:
+        """Content stems of the whole turn (the union of its sentences')."""
+        an = self.analysis
+        if an.stems is None:
+            an.stems = frozenset().union(*(s.stems for s in self.sentences))
+        return an.stems
 
 
 @dataclass
@@ -216,6 +283,20 @@ class CallText:
     turns: list[TurnText]
     punctuated: bool  # the call uses question marks: trust them
     memo: dict = field(default_factory=dict, repr=False, compare=False)  # per-call lookups (offline.py)
+    _joined: str | None = field(default=None, repr=False, compare=False)
+    _starts: list[int] = field(default_factory=list, repr=False, compare=False)
+
+    def turns_holding(self, rx: re.Pattern) -> set[int]:
+        """Indices of the turns whose normalised text holds a match of `rx` (a pattern that never
+        matches across a line break): one regex pass over the whole call instead of one per turn."""
+        if self._joined is None:
+            pos = 0
+            for tt in self.turns:
+                self._starts.append(pos)
+                pos += len(tt.text) + 1
+            self._joined = "\n".join(tt.text for tt in self.turns)
+        starts = self._starts
+        return {bisect.bisect_right(starts, m.start()) - 1 for m in rx.finditer(self._joined)}
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -249,34 +330,48 @@ def _norm_token_cached(tok: str) -> tuple[str, ...]:
 
 def normalise(text: str) -> str:
     """Normalise a free text (a phrase, an example) the same way transcripts are normalised."""
-    words = [Word(n, 0, 0) for m in TOKEN_RE.finditer(text) for n in _norm_token(m.group(0))]
-    kept, _ = _drop_fillers(words, [])
-    return " ".join(w.norm for w in kept)
+    ws = [n for m in TOKEN_RE.finditer(text) for n in _norm_token(m.group(0))]
+    kept, _ = _drop_fillers(ws, [])
+    return " ".join(ws[i] for i in kept)
 
 
 # words that _drop_fillers must look at closely (anything else is kept as it is)
 _NOT_PLAIN = FILLERS | STUTTER | {"you", "i", "kind", "sort", "like"}
 
 
-def _drop_fillers(words: list[Word], breaks: list[bool]) -> tuple[list[Word], list[bool]]:
-    """Remove fillers and stutters. `breaks[i]` says a clause boundary precedes word i; removed
+def _keeps_all(ws: list[str]) -> bool:
+    """True when `_drop_fillers` (with no clause boundary among these words) would keep every word
+    as it is: no filler, no repeated word, none of the words its other rules look at. (False may
+    still keep all: then `_drop_fillers` decides.)"""
+    return (FILLERS.isdisjoint(ws) and _RULE_WORDS.isdisjoint(ws)
+            and not any(map(str.__eq__, ws, islice(ws, 1, None))))
+
+
+# the words _drop_fillers's rules start from, besides fillers and stutters ("you know", "i mean",
+# "kind of", "sort of", filler "like")
+_RULE_WORDS = frozenset({"know", "mean", "kind", "sort", "like"})
+
+
+def _drop_fillers(ws: list[str], breaks: list[bool]) -> tuple[list[int], list[bool]]:
+    """Remove fillers and stutters from the words `ws`: the positions kept, and for each kept word
+    whether a clause boundary precedes it. `breaks[i]` says a boundary precedes word i; removed
     fillers leave a boundary behind them."""
     if not breaks:
-        breaks = [False] * len(words)
-    out: list[Word] = []
+        breaks = [False] * len(ws)
+    out: list[int] = []
     obr: list[bool] = []
     pending = False
-    n = len(words)
+    n = len(ws)
     i = 0
     while i < n:
-        w = words[i].norm
+        w = ws[i]
         if not pending and w not in _NOT_PLAIN and not breaks[i]:
-            out.append(words[i])  # the common case: an ordinary word, no boundary pending (same as below)
+            out.append(i)  # the common case: an ordinary word, no boundary pending (same as below)
             obr.append(False)
             i += 1
             continue
-        nxt = words[i + 1].norm if i + 1 < n else ""
-        prev = out[-1].norm if out else ""
+        nxt = ws[i + 1] if i + 1 < n else ""
+        prev = ws[out[-1]] if out else ""
         if breaks[i]:
             pending = True
         if w in FILLERS:
@@ -284,8 +379,8 @@ def _drop_fillers(words: list[Word], breaks: list[bool]) -> tuple[list[Word], li
             i += 1
             continue
         if w == "you" and nxt == "know" and prev not in {"do", "did", "would", "does", "don't", "didn't", "let", "let's", "might", "could", "will"}:
-            after = words[i + 2].norm if i + 2 < n else ""
-            after2 = words[i + 3].norm if i + 3 < n else ""
+            after = ws[i + 2] if i + 2 < n else ""
+            after2 = ws[i + 3] if i + 3 < n else ""
             direct_q = after in WH and after2 in AUX  # "you know how does a purchase work": a filler before a question
             if direct_q or after not in {"if", "whether", "what", "how", "who", "when", "where", "why", "which", "that", "about", "of", "the", "anyone", "anybody", "someone"}:
                 pending = True
@@ -308,7 +403,7 @@ def _drop_fillers(words: list[Word], breaks: list[bool]) -> tuple[list[Word], li
             continue
         if pending and not breaks[i] and (w not in CLAUSE_STARTERS or prev in OPEN_PHRASE):
             pending = False  # "what's um the biggest headache": a filler inside a phrase splits nothing
-        out.append(words[i])
+        out.append(i)
         obr.append(pending)
         pending = False
         i += 1
@@ -419,9 +514,7 @@ def _tokens(text: str) -> list[tuple[str, int, int]]:
 
 
 def analyse_turn(index: int, role: str, speaker: str, text: str, punctuated: bool) -> TurnText:
-    sentences, norm, n_words = _analyse_text(text, punctuated)
-    return TurnText(index=index, role=role, speaker=speaker, original=text, sentences=sentences,
-                    text=norm, n_words=n_words)
+    return TurnText(index, role, speaker, text, _analyse_text(text, punctuated))
 
 
 _SENT_END = re.compile(r"[.?!]")
@@ -429,26 +522,65 @@ _ELLIPSIS = re.compile(r"\s*(\.\.\.|…)\s*")
 _CLAUSE_GAP = re.compile(r"[;:—–]|\s-\s|\.\.\.|…|\(|\)")
 
 
+class _TurnAnalysis:
+    """One turn's text, analysed in two passes. The first (here, always): sentences, normalised
+    words (fillers dropped), their text and offsets. The second (`complete`, on demand): clauses,
+    their interrogative cues and which ask. Shared through the cache of `_analyse_text`; neither
+    pass's result is mutated after it is made, only read."""
+
+    __slots__ = ("sentences", "text", "n_words", "punctuated", "done", "memo", "has_q", "stems", "__weakref__")
+
+    def __init__(self, text: str, punctuated: bool):
+        self.punctuated = punctuated
+        self.done = False
+        self.has_q: bool | None = None
+        self.stems: frozenset | None = None
+        self.memo: dict = {}  # per-line results that depend on this text alone (offline.py)
+        self.sentences = _sentences(text, weakref.ref(self))
+        words = [s.text for s in self.sentences]
+        self.text = " ".join(words)
+        self.n_words = sum(len(s.norms) for s in self.sentences)
+
+    def complete(self) -> None:
+        if self.done:
+            return
+        clause_no = 0
+        for sent in self.sentences:
+            clause_no = _clauses(sent, clause_no, self.punctuated)
+        self.done = True
+
+
 @lru_cache(maxsize=8192)
-def _analyse_text(text: str, punctuated: bool) -> tuple[list[Sentence], str, int]:
-    """Sentences of one turn's text (cached: the result is never mutated, only read)."""
-    toks = _tokens(text)
-    # sentence and clause boundaries from the gaps between tokens
+def _analyse_text(text: str, punctuated: bool) -> _TurnAnalysis:
+    """One turn's analysis (cached: the result is never mutated, only read and completed)."""
+    return _TurnAnalysis(text, punctuated)
+
+
+def _sentences(text: str, owner: weakref.ref) -> list[Sentence]:
+    """First pass: the sentences of one turn with their normalised words."""
+    # [gap, token, gap, token, ..., gap]: gaps[i + 1] follows token i (TOKEN_RE never matches empty)
+    pieces = _TOKEN_SPLIT.split(text)
+    raws = pieces[1::2]
+    n = len(raws)
+    if not n:
+        return []
+    gaps = pieces[0::2]
+    cum = list(accumulate(map(len, pieces), initial=0))  # piece k starts at cum[k]
+    starts, ends = cum[1::2], cum[2::2]
+    # sentence and clause boundaries from the gaps between tokens; most gaps are one space
     sent_bounds: list[tuple[int, int, bool]] = []  # (first token, last token excl, ends with ?)
     clause_break_at: set[int] = set()
     open_end: set[int] = set()  # sentences with no closing punctuation at all
     start = 0
-    for i in range(len(toks)):
-        gap = text[toks[i][2]: toks[i + 1][1]] if i + 1 < len(toks) else text[toks[i][2]:]
-        if gap == " " and i + 1 < len(toks):
-            continue  # the common case: one space between words
-        tail = toks[i][0]
-        # a token may end with '.' inside TOKEN_RE? no: TOKEN_RE ends on a word char; punctuation is in the gap
+    special = [i for i in range(n - 1) if gaps[i + 1] != " "]
+    special.append(n - 1)
+    for i in special:
+        gap = gaps[i + 1]
         end_sentence = False
         if "\n" in gap.strip(" \t\r") or _SENT_END.search(gap):
             end_sentence = True
-            low = tail.lower().replace("’", "'")
-            nxt = toks[i + 1][0] if i + 1 < len(toks) else ""
+            low = raws[i].lower().replace("’", "'")
+            nxt = raws[i + 1] if i + 1 < n else ""
             if "?" not in gap and "!" not in gap and low.rstrip(".") in ABBREV and nxt and (
                 nxt[:1].islower() or nxt.lower() in TZ_WORDS or low.rstrip(".") in {"a.m", "p.m", "am", "pm"} and nxt.lower() in TZ_WORDS
             ):
@@ -456,82 +588,89 @@ def _analyse_text(text: str, punctuated: bool) -> tuple[list[Sentence], str, int
             if _ELLIPSIS.fullmatch(gap):
                 end_sentence = False
                 clause_break_at.add(i + 1)
-        if end_sentence or i == len(toks) - 1:
+        if end_sentence or i == n - 1:
             sent_bounds.append((start, i + 1, "?" in gap))
             if not _SENT_END.search(gap):
                 open_end.add(len(sent_bounds) - 1)
             start = i + 1
         elif _CLAUSE_GAP.search(gap):
             clause_break_at.add(i + 1)
+    norm = _norm_token_cached
     sentences: list[Sentence] = []
-    clause_no = 0
-    turn_words: list[str] = []
     for si_, (a, b, ends_q) in enumerate(sent_bounds):
-        words: list[Word] = []
-        breaks: list[bool] = []
-        for i in range(a, b):
-            raw, s, e = toks[i]
-            norms = _norm_token_cached(raw)
-            if len(norms) == 1:  # the common case of the loop below
-                words.append(Word(norms[0], s, e))
-                breaks.append(i in clause_break_at)
-                continue
-            for k, nm in enumerate(norms):
-                words.append(Word(nm, s, e))
-                breaks.append(k == 0 and i in clause_break_at)
-        words, breaks = _drop_fillers(words, breaks)
-        if not words:
+        norms = list(map(norm, raws[a:b]))
+        flat = [n[0] for n in norms if len(n) == 1]
+        brk = [i in clause_break_at for i in range(a, b)] if clause_break_at else None
+        if len(flat) == len(norms) and (brk is None or not any(brk)) and _keeps_all(flat):
+            # the common case: one word per token, no boundary inside, nothing for _drop_fillers
+            ws, ss, es = flat, starts[a:b], ends[a:b]
+            breaks = brk or [False] * len(ws)
+        else:
+            if len(flat) == len(norms):  # one word per token
+                ws, ss, es, bs = flat, starts[a:b], ends[a:b], brk or []
+            else:
+                ws, ss, es, bs = [], [], [], []
+                for i, s, e, nms in zip(range(a, b), starts[a:b], ends[a:b], norms):
+                    for k, nm in enumerate(nms):
+                        ws.append(nm)
+                        ss.append(s)
+                        es.append(e)
+                        bs.append(k == 0 and i in clause_break_at)
+            keep, breaks = _drop_fillers(ws, bs)
+            if len(keep) != len(ws):
+                ws, ss, es = [ws[k] for k in keep], [ss[k] for k in keep], [es[k] for k in keep]
+        if not ws:
             continue
-        # clause splits before discourse words and before "like" + question word
-        groups: list[list[Word]] = [[]]
-        for k, w in enumerate(words):
-            split = breaks[k]
-            if not split and w.norm not in _SPLIT_WORDS:
-                groups[-1].append(w)  # the common case: no rule below can split before this word
-                continue
-            if k > 0 and w.norm in DISCOURSE and (w.norm not in ADJ_DISCOURSE or words[k - 1].norm not in NO_SPLIT_AFTER):
-                prevw = words[k - 1].norm
-                if not (w.norm in {"so", "and", "or", "then", "now", "well", "also"} and prevw in {"and", "or", "but", "so", "as", "even", "just", "right", "if", "than", "more", "less", "even", "up", "down", "back", "by"}):
-                    split = True
-                if w.norm == "well" and prevw in {"as", "very", "pretty", "really", "works", "work", "worked", "so"}:
-                    split = False
-                if w.norm == "now" and prevw in {"right", "for", "until", "till", "from", "by", "up"}:
-                    split = False
-                if w.norm == "then" and prevw in {"since", "until", "till", "by", "from", "and", "before", "after", "back"}:
-                    split = False
-            if k > 0 and w.norm == "like" and k + 1 < len(words) and (
-                words[k + 1].norm in WH or words[k + 1].norm in WH_CONTR or words[k + 1].norm in AUX
-                and k + 2 < len(words) and words[k + 2].norm in SUBJ
-            ):
+        sentences.append(Sentence(ws, ss, es, breaks, ends_q, si_ in open_end, owner))
+    return sentences
+
+
+def _clauses(sent: Sentence, clause_no: int, punctuated: bool) -> int:
+    """Second pass over one sentence: its clauses (numbered from `clause_no` within the turn),
+    their cues and which of them ask. Returns the next clause number."""
+    words, breaks = sent.words, sent.breaks
+    # clause splits before discourse words and before "like" + question word
+    groups: list[list[Word]] = [[]]
+    for k, w in enumerate(words):
+        split = breaks[k]
+        if not split and w.norm not in _SPLIT_WORDS:
+            groups[-1].append(w)  # the common case: no rule below can split before this word
+            continue
+        if k > 0 and w.norm in DISCOURSE and (w.norm not in ADJ_DISCOURSE or words[k - 1].norm not in NO_SPLIT_AFTER):
+            prevw = words[k - 1].norm
+            if not (w.norm in {"so", "and", "or", "then", "now", "well", "also"} and prevw in {"and", "or", "but", "so", "as", "even", "just", "right", "if", "than", "more", "less", "even", "up", "down", "back", "by"}):
                 split = True
-            if k > 0 and not split and w.norm in {"when", "if", "once", "whenever"} and words[k - 1].norm not in {
-                "know", "see", "ask", "wonder", "wondering", "curious", "sure", "even", "as", "only", "and", "or", "but", "so", "like", "tell", "me",
-                "check", "unclear", "clear", "matter", "decide", "regardless", "exactly", "just", "especially", "say",
-                "okay", "alright", "fine", "mind", "right", "cool", "good"}:
-                split = True  # "...solves the problem first | when you say end of q3, is that a hard deadline"
-            if split and groups[-1]:
-                groups.append([])
-            groups[-1].append(w)
-        groups = [h for g in groups for h in _split_at_questions(g)]
-        sent = Sentence(start=words[0].start, end=words[-1].end, ends_q=ends_q, words=words, open_end=si_ in open_end)
-        for g in groups:
-            ws = [w.norm for w in g]
-            c = Clause(words=g, text=" ".join(ws), cue=clause_cue(ws), index=clause_no)
-            clause_no += 1
-            sent.clauses.append(c)
-        _mark_questions(sent, punctuated)
-        pos = 0
-        parts = []
-        for ci, c in enumerate(sent.clauses):
-            for w in c.words:
-                sent.offsets.append(pos)
-                sent.word_clause.append(ci)
-                parts.append(w.norm)
-                pos += len(w.norm) + 1
-        sent.text = " ".join(parts)
-        turn_words.extend(parts)
-        sentences.append(sent)
-    return sentences, " ".join(turn_words), len(turn_words)
+            if w.norm == "well" and prevw in {"as", "very", "pretty", "really", "works", "work", "worked", "so"}:
+                split = False
+            if w.norm == "now" and prevw in {"right", "for", "until", "till", "from", "by", "up"}:
+                split = False
+            if w.norm == "then" and prevw in {"since", "until", "till", "by", "from", "and", "before", "after", "back"}:
+                split = False
+        if k > 0 and w.norm == "like" and k + 1 < len(words) and (
+            words[k + 1].norm in WH or words[k + 1].norm in WH_CONTR or words[k + 1].norm in AUX
+            and k + 2 < len(words) and words[k + 2].norm in SUBJ
+        ):
+            split = True
+        if k > 0 and not split and w.norm in {"when", "if", "once", "whenever"} and words[k - 1].norm not in {
+            "know", "see", "ask", "wonder", "wondering", "curious", "sure", "even", "as", "only", "and", "or", "but", "so", "like", "tell", "me",
+            "check", "unclear", "clear", "matter", "decide", "regardless", "exactly", "just", "especially", "say",
+            "okay", "alright", "fine", "mind", "right", "cool", "good"}:
+            split = True  # "...solves the problem first | when you say end of q3, is that a hard deadline"
+        if split and groups[-1]:
+            groups.append([])
+        groups[-1].append(w)
+    groups = [h for g in groups for h in _split_at_questions(g)]
+    clauses = []
+    word_clause: list[int] = []
+    for ci, g in enumerate(groups):
+        ws = [w.norm for w in g]
+        clauses.append(Clause(words=g, text=" ".join(ws), cue=clause_cue(ws), index=clause_no))
+        clause_no += 1
+        word_clause.extend([ci] * len(g))
+    _mark_questions(clauses, sent.ends_q, sent.open_end, punctuated)
+    sent._word_clause = word_clause
+    sent._clauses = clauses
+    return clause_no
 
 
 # words before which the clause-split rules in _analyse_text may split (any other word: no split)
@@ -560,17 +699,16 @@ def _split_at_questions(group: list[Word]) -> list[list[Word]]:
     return [g for g in out if g]
 
 
-def _mark_questions(sent: Sentence, punctuated: bool) -> None:
-    cl = sent.clauses
+def _mark_questions(cl: list[Clause], ends_q: bool, open_end: bool, punctuated: bool) -> None:
     for k in range(1, len(cl)):
         if cl[k].cue and not cl[k - 1].cue and _embedded_continuation(cl[k - 1].text, cl[k].text):
             cl[k].cue = False
-    if punctuated and not sent.ends_q and not sent.open_end:
+    if punctuated and not ends_q and not open_end:
         # a punctuated call marks its questions: only an explicit ask counts here
         for c in cl:
             c.question = bool(ASK.search(c.text))
         return
-    if sent.ends_q:
+    if ends_q:
         last = cl[-1].text
         body_cue = [c for c in cl if c.cue and not SOFT_TAG.match(c.text) and not CONFIRM_TAG.search(c.text) or c.cue and len(c.words) > 4]
         if not body_cue:
@@ -632,10 +770,8 @@ def _embedded_continuation(prev: str, cur: str) -> bool:
 def analyse_call(turns: list) -> CallText:
     """Analyse every turn (objects with .speaker, .text, .role)."""
     punctuated = any("?" in (t.text or "") for t in turns)
-    out = [
-        analyse_turn(i, (t.role or "buyer"), t.speaker, t.text or "", punctuated)
-        for i, t in enumerate(turns)
-    ]
+    an = _analyse_text
+    out = [TurnText(i, t.role or "buyer", t.speaker, t.text or "", an(t.text or "", punctuated)) for i, t in enumerate(turns)]
     return CallText(turns=out, punctuated=punctuated)
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -259,6 +260,7 @@ def _name_prefix(s: str) -> tuple[str, str] | None:
     return name, (m.group("rest") or "")
 
 
+@lru_cache(maxsize=4096)
 def _capitalised(name: str) -> bool:
     words = re.findall(r"[^\W\d_][\w'’\-]*", name)
     return bool(words) and all(w[0].isupper() or w.lower() in _PARTICLES for w in words)
@@ -356,14 +358,16 @@ _MD_NAME = re.compile(r"^(\*\*|__)([^*_:\n]{1,60}?)(:?)\1(:?)")
 
 def _text_line(s: str) -> tuple[str | None, str | None, str]:
     """(timestamp text or None, speaker name candidate or None, words) of one stripped line."""
-    s = _MD_NAME.sub(r"\2\3\4", s)  # "**Priya:** words" / "**Priya**: words" (Markdown notes)
+    if s[:1] in "*_":
+        s = _MD_NAME.sub(r"\2\3\4", s)  # "**Priya:** words" / "**Priya**: words" (Markdown notes)
     ts_raw, rest = None, s
-    m = _TS_PREFIX.match(s)
+    if s[:1] in ("[", "(") or s[:1].isdecimal():  # where _TS_PREFIX can match
+        m = _TS_PREFIX.match(s)
+        if m:
+            ts_raw = m.group("b") or m.group("p") or m.group("n")
+            rest = m.group("rest").strip()
+    m = _NAME_TS.match(rest) if ts_raw is None and ("[" in rest or "(" in rest) else None
     if m:
-        ts_raw = m.group("b") or m.group("p") or m.group("n")
-        rest = m.group("rest").strip()
-    m = _NAME_TS.match(rest)
-    if m and ts_raw is None:
         name = " ".join(m.group("name").split())
         if len(name.split(" ")) <= 6:
             return m.group("ts"), name, (m.group("rest") or "").strip()
@@ -495,7 +499,7 @@ def _parse_timing(line: str, lineno: int, source: str, fmt: str) -> tuple[float,
 
 def _cue_segments(payload: str) -> list[tuple[str | None, str]]:
     """Split a cue payload into (speaker or None, text) pieces, using <v> tags or a 'Name:' prefix."""
-    voices = list(_VOICE.finditer(payload))
+    voices = list(_VOICE.finditer(payload)) if "<" in payload else []
     pieces: list[tuple[str | None, str]] = []
     if voices:
         head = payload[: voices[0].start()]
@@ -509,8 +513,9 @@ def _cue_segments(payload: str) -> list[tuple[str | None, str]]:
         pieces.append((None, payload))
     out = []
     for spk, txt in pieces:
-        txt = html.unescape(_TAGS.sub("", txt))
-        out.append((spk, " ".join(txt.split())))
+        if "<" in txt:
+            txt = _TAGS.sub("", txt)
+        out.append((spk, " ".join(html.unescape(txt).split())))
     return out
 
 
@@ -526,7 +531,7 @@ def _read_cues(text: str, source: str, fmt: str) -> tuple[list[Turn], dict]:
         start_at = 1
         while start_at < len(lines) and lines[start_at].strip():
             start_at += 1
-    raw_cues: list[tuple[int, str | None, str, float, float]] = []  # lineno, speaker, text, a, b
+    raw_cues: list[tuple] = []  # lineno, speaker, text, a, b, the text's 'Name:' prefix or None
     candidates: list[str] = []
     voiced = False
     for lineno, block in _blocks(lines, start_at):
@@ -548,18 +553,18 @@ def _read_cues(text: str, source: str, fmt: str) -> tuple[list[Turn], dict]:
                                        f"words), found {_snip(head)}")
         a, b = _parse_timing(t_line, t_no, source, fmt)
         for spk, txt in _cue_segments("\n".join(payload)):
+            np = None
             if spk is not None:
                 voiced = True
             elif (np := _name_prefix(txt)) is not None:
                 candidates.append(np[0])
-            raw_cues.append((t_no, spk, txt, a, b))
+            raw_cues.append((t_no, spk, txt, a, b, np))
     policy = _NamePolicy(candidates)
     segs: list[Turn] = []
     previous: str | None = None
     unlabelled = 0
-    for _, spk, txt, a, b in raw_cues:
+    for _, spk, txt, a, b, np in raw_cues:
         if spk is None and txt:
-            np = _name_prefix(txt)
             if np and policy.accept(np[0], stamped=False, first=previous is None):
                 spk, txt = np
         if spk is None:
