@@ -407,13 +407,31 @@ def _may_match(tt: TurnText, comp: Compiled) -> bool:
 
 
 def _may_match_text(tt: TurnText, comp: Compiled) -> bool:
-    if comp.pos:
-        if comp.pos_any is None:
+    if comp.pos and comp.pos_any is None:
+        return True
+    for sent in tt.sentences:  # a match lies within one sentence
+        key = (comp.key, sent.text)
+        may = _SENTENCE_MAY.get(key)
+        if may is None:
+            if len(_SENTENCE_MAY) > 100_000:
+                _SENTENCE_MAY.clear()
+            may = _SENTENCE_MAY[key] = _may_match_sentence(sent, comp)
+        if may:
             return True
-        text = tt.text
-        if not _plain(text) or comp.pos_any.search(text):  # cues only hold on lower-case ASCII text
-            return True
-    return bool(comp.examples) and len(tt.stems & comp.example_stems) >= 3
+    return False
+
+
+# (line, sentence text) -> could the line match there: short sentences ("yeah that makes sense",
+# "okay") come back in call after call, inside turns that differ
+_SENTENCE_MAY: dict[tuple[str, str], bool] = {}
+
+
+def _may_match_sentence(sent: Sentence, comp: Compiled) -> bool:
+    text = sent.text
+    if comp.pos and (not _plain(text) or comp.pos_any.search(text)):  # cues only hold on lower-case ASCII text
+        return True
+    # an example matches inside one clause, which holds 3 of its stems or more
+    return bool(comp.examples) and len(sent.stems & comp.example_stems) >= 3
 
 
 def _speaker_ok(line_speaker: str, role: str) -> bool:

@@ -119,25 +119,37 @@ def detect_format(text: str) -> str:
     return detect_text_format(text)
 
 
+def _content_lines(lines: list[str], which: range) -> list[str]:
+    out = []
+    for i in which:
+        s = lines[i].strip()
+        if s:
+            out.append(s)
+            if len(out) == 3:
+                break
+    return out
+
+
 def detect_text_format(text: str) -> str:
     lines = _lines(text)
-    content = [(i, s.strip()) for i, s in enumerate(lines) if s.strip()]
-    if not content:
+    head = _content_lines(lines, range(len(lines)))  # the first non-blank lines (up to 3)
+    if not head:
         return "text"
-    first = content[0][1]
+    tail = _content_lines(lines, range(len(lines) - 1, -1, -1))  # the last ones
+    first = head[0]
     if first.startswith("WEBVTT"):
         return "vtt"
     # cue files: a timing on the first line, or after a cue id on the second
-    for cand in [s for _, s in content[:2]]:
+    for cand in head[:2]:
         m = _TIMING_LIKE.match(cand)
         if m:
             # SubRip writes 00:00:01,000; a '.' file is WebVTT that lost its header (the vtt reader says so)
             return "srt" if "," in m.group(0) else "vtt"
     if _OTTER_HEADER.match(first) and not _TS_ONLY.match(first):
-        nxt = content[1][1] if len(content) > 1 else ""
+        nxt = head[1] if len(head) > 1 else ""
         if nxt and not _OTTER_HEADER.match(nxt):
             return "otter"
-    if any(_OTTER_FOOTER.match(s) for _, s in content[-3:]):
+    if any(_OTTER_FOOTER.match(s) for s in tail):
         return "otter"
     return "text"
 
@@ -229,6 +241,7 @@ def _snip(s: str, n: int = 60) -> str:
 _CLOCK = re.compile(r"^(?:(\d{1,3}):)?(\d{1,3}):(\d{1,2})(?:[.,](\d{1,3}))?$")
 
 
+@lru_cache(maxsize=16384)
 def _clock(s: str) -> float | None:
     """Seconds for 'hh:mm:ss(.fff)' / 'mm:ss'; None if malformed or out of range."""
     m = _CLOCK.match(s.strip())
