@@ -301,23 +301,34 @@ def match_turn(
             continue
         found = sent.memo.get(key)
         if found is None:
-            # the line's words first (the sentence's text alone), the clauses only where they
-            # match: most sentences of a call never need their clause analysis
-            found = _sentence_matches(sent, comp, small, kind)
+            # the same sentence (words, boundaries, punctuation) says the same in any turn
+            skey = (key, sent.shape)
+            found = _SENTENCE_MATCHES.get(skey)
+            if found is None:
+                # the line's words first (the sentence's text alone), the clauses only where they
+                # match: most sentences of a call never need their clause analysis
+                found = _sentence_matches(sent, comp, small, kind)
+                if len(_SENTENCE_MATCHES) > 40_000:
+                    _SENTENCE_MATCHES.clear()
+                _SENTENCE_MATCHES[skey] = found
             if len(sent.memo) > 256:
                 sent.memo.clear()
             sent.memo[key] = found
         for first_clause, ci, a, b, what in found:
-            if before is not None and (si, first_clause) > before:
+            if before is not None and (si, sent.clauses[first_clause].index) > before:
                 continue
             return Hit(tt.index, si, sent.clauses[ci].index, _quote(tt, sent, a, b, ci), what)
     return None
 
 
+# (line, kind, small talk, sentence shape) -> _sentence_matches of any sentence of that shape
+_SENTENCE_MATCHES: dict[tuple, list[tuple]] = {}
+
+
 def _sentence_matches(sent: Sentence, comp: Compiled, small: list[re.Pattern], kind: str) -> list[tuple]:
-    """Every match of the line in one sentence that passes all checks, in order:
-    (turn-level index of its first clause, sentence-level clause of the evidence, a, b, what).
-    Depends only on the sentence's text, so it is memoised on the (shared, cached) sentence."""
+    """Every match of the line in one sentence that passes all checks, in order: (clause of its
+    first word, clause of the evidence, a, b, what), clauses numbered within the sentence. Depends
+    only on the sentence's shape (words, clause boundaries, punctuation), so it is memoised."""
     any_question = kind == "question" and not comp.pos and not comp.examples
     if any_question and not sent.has_question:
         return []
@@ -370,7 +381,7 @@ def _sentence_matches(sent: Sentence, comp: Compiled, small: list[re.Pattern], k
             if what != "example" and _pitch_or_negated(sent, a, "statement"):
                 continue
             ci = cis[0]
-        out.append((sent.clauses[cis[0]].index, ci, a, b, what))
+        out.append((cis[0], ci, a, b, what))
     return out
 
 
@@ -413,7 +424,7 @@ def _may_match_text(tt: TurnText, comp: Compiled) -> bool:
         key = (comp.key, sent.text)
         may = _SENTENCE_MAY.get(key)
         if may is None:
-            if len(_SENTENCE_MAY) > 100_000:
+            if len(_SENTENCE_MAY) > 40_000:
                 _SENTENCE_MAY.clear()
             may = _SENTENCE_MAY[key] = _may_match_sentence(sent, comp)
         if may:
@@ -478,9 +489,7 @@ def _trigger_turns(call: CallText, line: RubricLine, comp: Compiled) -> list[int
             continue
         ok = tt.memo.get(key)  # the same for every turn with this text
         if ok is None:
-            ok = tt.memo[key] = any(
-                _search_any(comp.trig_cued, sent.text) and not any(n.search(sent.text) for n in comp.trig_neg)
-                for sent in tt.sentences)
+            ok = tt.memo[key] = any(_trigger_fires(comp, sent.text) for sent in tt.sentences)
         if not ok:
             continue
         if comp.unless:
@@ -489,6 +498,21 @@ def _trigger_turns(call: CallText, line: RubricLine, comp: Compiled) -> list[int
                 continue
         fired.append(tt.index)
     return fired
+
+
+def _trigger_fires(comp: Compiled, text: str) -> bool:
+    """Do the trigger's words fire in this sentence text? (kept per sentence text)"""
+    key = (comp.key, text)
+    fired = _TRIGGER_FIRES.get(key)
+    if fired is None:
+        fired = _search_any(comp.trig_cued, text) and not any(n.search(text) for n in comp.trig_neg)
+        if len(_TRIGGER_FIRES) > 20_000:
+            _TRIGGER_FIRES.clear()
+        _TRIGGER_FIRES[key] = fired
+    return fired
+
+
+_TRIGGER_FIRES: dict[tuple[str, str], bool] = {}
 
 
 def _fail_reason(line: RubricLine, default: str) -> str:

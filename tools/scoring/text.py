@@ -159,19 +159,23 @@ class Sentence:
     when something reads them (see `_TurnAnalysis.complete`): most turns of a call never need it.
     `words` (each with its span in the original text) are made when first read."""
 
-    __slots__ = ("start", "end", "ends_q", "norms", "text", "offsets", "open_end", "memo", "breaks",
-                 "_starts", "_ends", "_words", "_owner", "_clauses", "_word_clause", "_has_question", "_stems")
+    __slots__ = ("start", "end", "ends_q", "norms", "text", "offsets", "open_end", "memo", "breaks", "base", "punctuated",
+                 "_shape",
+                 "_rel_starts", "_rel_ends", "_words", "_owner", "_clauses", "_word_clause", "_has_question", "_stems")
 
-    def __init__(self, norms: list[str], starts: list[int], ends: list[int], breaks: list[bool], ends_q: bool,
-                 open_end: bool, owner: "weakref.ref[_TurnAnalysis] | None"):
-        self.norms = norms  # the normalised words
-        self._starts, self._ends = starts, ends  # their spans in the original text
-        self.start, self.end = starts[0], ends[-1]
+    def __init__(self, core: "_SentenceCore", base: int, ends_q: bool, open_end: bool, punctuated: bool,
+                 owner: "weakref.ref[_TurnAnalysis] | None"):
+        self.punctuated = punctuated  # the call marks its questions (see _mark_questions)
+        self._shape: tuple | None = None
+        self.norms = core.norms  # the normalised words
+        self.text = core.text  # normalised words joined by single spaces
+        self.offsets = core.offsets  # start of each word in `text`
+        self.breaks = core.breaks  # a clause boundary precedes word i
+        self.base = base  # where the sentence's raw words start in the turn's original text
+        self._rel_starts, self._rel_ends = core.starts, core.ends  # word spans, from `base`
+        self.start, self.end = base + core.starts[0], base + core.ends[-1]
         self.ends_q = ends_q
         self.open_end = open_end  # no closing punctuation (a punctuated call's unpunctuated tail)
-        self.breaks = breaks  # a clause boundary precedes word i
-        self.text = " ".join(norms)  # normalised words joined by single spaces
-        self.offsets = list(accumulate([len(w) + 1 for w in norms[:-1]], initial=0))  # start of each word in `text`
         self.memo: dict = {}  # per-line match results (offline.py)
         self._owner = owner  # weak: no reference cycle through the analysis cache
         self._words: list[Word] | None = None
@@ -184,9 +188,17 @@ class Sentence:
         return f"Sentence({self.text!r})"
 
     @property
+    def shape(self) -> tuple:
+        """What the sentence's clauses and questions depend on: equal shapes, equal clauses."""
+        if self._shape is None:
+            self._shape = (self.text, tuple(self.breaks), self.ends_q, self.open_end, self.punctuated)
+        return self._shape
+
+    @property
     def words(self) -> list[Word]:
         if self._words is None:
-            self._words = list(map(Word, self.norms, self._starts, self._ends))
+            b = self.base
+            self._words = [Word(w, b + s, b + e) for w, s, e in zip(self.norms, self._rel_starts, self._rel_ends)]
         return self._words
 
     @property
@@ -237,7 +249,7 @@ class Sentence:
         """Original character span of the normalised range [a, b)."""
         i = max(bisect.bisect_right(self.offsets, a) - 1, 0)
         j = max(bisect.bisect_right(self.offsets, max(a, b - 1)) - 1, 0)
-        return self._starts[i], self._ends[j]
+        return self.base + self._rel_starts[i], self.base + self._rel_ends[j]
 
 
 class TurnText:
@@ -283,20 +295,6 @@ class CallText:
     turns: list[TurnText]
     punctuated: bool  # the call uses question marks: trust them
     memo: dict = field(default_factory=dict, repr=False, compare=False)  # per-call lookups (offline.py)
-    _joined: str | None = field(default=None, repr=False, compare=False)
-    _starts: list[int] = field(default_factory=list, repr=False, compare=False)
-
-    def turns_holding(self, rx: re.Pattern) -> set[int]:
-        """Indices of the turns whose normalised text holds a match of `rx` (a pattern that never
-        matches across a line break): one regex pass over the whole call instead of one per turn."""
-        if self._joined is None:
-            pos = 0
-            for tt in self.turns:
-                self._starts.append(pos)
-                pos += len(tt.text) + 1
-            self._joined = "\n".join(tt.text for tt in self.turns)
-        starts = self._starts
-        return {bisect.bisect_right(starts, m.start()) - 1 for m in rx.finditer(self._joined)}
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -536,7 +534,7 @@ class _TurnAnalysis:
         self.has_q: bool | None = None
         self.stems: frozenset | None = None
         self.memo: dict = {}  # per-line results that depend on this text alone (offline.py)
-        self.sentences = _sentences(text, weakref.ref(self))
+        self.sentences = _sentences(text, punctuated, weakref.ref(self))
         words = [s.text for s in self.sentences]
         self.text = " ".join(words)
         self.n_words = sum(len(s.norms) for s in self.sentences)
@@ -556,7 +554,7 @@ def _analyse_text(text: str, punctuated: bool) -> _TurnAnalysis:
     return _TurnAnalysis(text, punctuated)
 
 
-def _sentences(text: str, owner: weakref.ref) -> list[Sentence]:
+def _sentences(text: str, punctuated: bool, owner: weakref.ref) -> list[Sentence]:
     """First pass: the sentences of one turn with their normalised words."""
     # [gap, token, gap, token, ..., gap]: gaps[i + 1] follows token i (TOKEN_RE never matches empty)
     pieces = _TOKEN_SPLIT.split(text)
@@ -595,34 +593,74 @@ def _sentences(text: str, owner: weakref.ref) -> list[Sentence]:
             start = i + 1
         elif _CLAUSE_GAP.search(gap):
             clause_break_at.add(i + 1)
-    norm = _norm_token_cached
     sentences: list[Sentence] = []
     for si_, (a, b, ends_q) in enumerate(sent_bounds):
-        norms = list(map(norm, raws[a:b]))
-        flat = [n[0] for n in norms if len(n) == 1]
-        brk = [i in clause_break_at for i in range(a, b)] if clause_break_at else None
-        if len(flat) == len(norms) and (brk is None or not any(brk)) and _keeps_all(flat):
-            # the common case: one word per token, no boundary inside, nothing for _drop_fillers
-            ws, ss, es = flat, starts[a:b], ends[a:b]
-            breaks = brk or [False] * len(ws)
-        else:
-            if len(flat) == len(norms):  # one word per token
-                ws, ss, es, bs = flat, starts[a:b], ends[a:b], brk or []
-            else:
-                ws, ss, es, bs = [], [], [], []
-                for i, s, e, nms in zip(range(a, b), starts[a:b], ends[a:b], norms):
-                    for k, nm in enumerate(nms):
-                        ws.append(nm)
-                        ss.append(s)
-                        es.append(e)
-                        bs.append(k == 0 and i in clause_break_at)
-            keep, breaks = _drop_fillers(ws, bs)
-            if len(keep) != len(ws):
-                ws, ss, es = [ws[k] for k in keep], [ss[k] for k in keep], [es[k] for k in keep]
-        if not ws:
-            continue
-        sentences.append(Sentence(ws, ss, es, breaks, ends_q, si_ in open_end, owner))
+        base = starts[a]
+        core = _sentence_core(text[base:ends[b - 1]], a, b, raws, starts, ends, clause_break_at)
+        if core is not None:
+            sentences.append(Sentence(core, base, ends_q, si_ in open_end, punctuated, owner))
     return sentences
+
+
+class _SentenceCore:
+    """What the first pass finds in one sentence's raw words, wherever they occur: normalised words,
+    their spans from the sentence's first character, clause boundaries. Shared (read only) by every
+    sentence with the same raw text."""
+
+    __slots__ = ("norms", "starts", "ends", "breaks", "text", "offsets")
+
+    def __init__(self, norms: list[str], starts: list[int], ends: list[int], breaks: list[bool]):
+        self.norms, self.starts, self.ends, self.breaks = norms, starts, ends, breaks
+        self.text = " ".join(norms)
+        self.offsets = list(accumulate([len(w) + 1 for w in norms[:-1]], initial=0))
+
+
+# raw sentence text -> its core (None: no words left). Sentences recur across turns that differ
+# ("yeah that makes sense", "okay, perfect."): their normalisation is done once.
+_CORES: dict[str, "_SentenceCore | None"] = {}
+
+
+def _sentence_core(raw: str, a: int, b: int, raws: list[str], starts: list[int], ends: list[int],
+                   clause_break_at: set[int]) -> "_SentenceCore | None":
+    """The core of the sentence made of tokens a..b-1 (raw text `raw`). A sentence's clause
+    boundaries come from the gaps inside it, so `raw` decides everything here."""
+    core = _CORES.get(raw, _MISSING)
+    if core is not _MISSING:
+        return core
+    norm = _norm_token_cached
+    base = starts[a]
+    norms = list(map(norm, raws[a:b]))
+    flat = [n[0] for n in norms if len(n) == 1]
+    brk = [i in clause_break_at for i in range(a, b)] if clause_break_at else None
+    ss = [x - base for x in starts[a:b]]
+    es = [x - base for x in ends[a:b]]
+    if len(flat) == len(norms) and (brk is None or not any(brk)) and _keeps_all(flat):
+        # the common case: one word per token, no boundary inside, nothing for _drop_fillers
+        ws = flat
+        breaks = brk or [False] * len(ws)
+    else:
+        if len(flat) == len(norms):  # one word per token
+            ws, bs = flat, brk or []
+        else:
+            ws, bs, s2, e2 = [], [], [], []
+            for i, s, e, nms in zip(range(a, b), ss, es, norms):
+                for k, nm in enumerate(nms):
+                    ws.append(nm)
+                    s2.append(s)
+                    e2.append(e)
+                    bs.append(k == 0 and i in clause_break_at)
+            ss, es = s2, e2
+        keep, breaks = _drop_fillers(ws, bs)
+        if len(keep) != len(ws):
+            ws, ss, es = [ws[k] for k in keep], [ss[k] for k in keep], [es[k] for k in keep]
+    core = _SentenceCore(ws, ss, es, breaks) if ws else None
+    if len(_CORES) > 20_000:
+        _CORES.clear()
+    _CORES[raw] = core
+    return core
+
+
+_MISSING = object()
 
 
 def _clauses(sent: Sentence, clause_no: int, punctuated: bool) -> int:

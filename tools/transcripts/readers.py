@@ -104,7 +104,7 @@ def read_transcript(text: str, source: str = "<text>", fmt: str | None = None) -
             raise TranscriptError(source, e.detail, line) from None
     else:
         segments, meta = _TEXT_READERS[wanted](text, source)
-    turns = merge_segments(_one_spelling(segments))
+    turns = merge_segments(_one_spelling(segments), reuse=True)  # the reader's segments are its own
     if not turns:
         raise TranscriptError(source, f"empty transcript: no spoken turns found ({wanted} format)")
     return Transcript(turns, wanted, source, meta)
@@ -157,14 +157,20 @@ def detect_text_format(text: str) -> str:
 def _one_spelling(segments: list[Turn]) -> list[Turn]:
     """One speaker, one spelling: "priya raman" and "Priya  Raman" become the first spelling seen."""
     seen: dict[str, str] = {}
+    as_written: dict[str, str] = {}  # a name as written -> its one spelling (names recur on every turn)
     for seg in segments:
-        name = " ".join(seg.speaker.split())
-        seg.speaker = seen.setdefault(name.casefold(), name)
+        raw = seg.speaker
+        one = as_written.get(raw)
+        if one is None:
+            name = " ".join(raw.split())
+            one = as_written[raw] = seen.setdefault(name.casefold(), name)
+        seg.speaker = one
     return segments
 
 
-def merge_segments(segments: list[Turn]) -> list[Turn]:
-    """Merge consecutive segments of one speaker into one turn; drop segments without words."""
+def merge_segments(segments: list[Turn], *, reuse: bool = False) -> list[Turn]:
+    """Merge consecutive segments of one speaker into one turn; drop segments without words.
+    `reuse`: the segments are the caller's to give up, and become the turns (no copies)."""
     out: list[Turn] = []
     for seg in segments:
         txt = " ".join(seg.text.split())
@@ -179,6 +185,9 @@ def merge_segments(segments: list[Turn]) -> list[Turn]:
                 last.start = seg.start
             last.role = last.role or seg.role
             last.affiliation = last.affiliation or seg.affiliation
+        elif reuse:
+            seg.text = txt
+            out.append(seg)
         else:
             out.append(Turn(seg.speaker, txt, seg.start, seg.end, seg.role, seg.affiliation))
     return out
@@ -266,11 +275,20 @@ def _name_prefix(s: str) -> tuple[str, str] | None:
     m = _NAME_PREFIX.match(s)
     if not m:
         return None
-    name = " ".join(m.group("name").split())
+    name = _speaker_name(m.group("name"))
+    if name is None:
+        return None
+    return name, (m.group("rest") or "")
+
+
+@lru_cache(maxsize=4096)
+def _speaker_name(raw: str) -> str | None:
+    """The name in a 'Name:' prefix, spaces tidied; None when it cannot be a speaker's name."""
+    name = " ".join(raw.split())
     words = name.split(" ")
     if len(words) > 6 or any(len(w) > 30 for w in words) or name.endswith((".", ",", "-")) and len(words) > 3:
         return None
-    return name, (m.group("rest") or "")
+    return name
 
 
 @lru_cache(maxsize=4096)
