@@ -42,7 +42,7 @@ from playbook.models import RubricLine, Scorecard
 
 from . import OFFLINE_ENGINE, OFFLINE_ENGINE_VERSION, CallScore, LineVerdict, weighted_score
 from .prefilter import CueIndex, any_cue_regex, pattern_cues
-from .text import CallText, Sentence, TurnText, analyse_call, content_stems, normalise
+from .text import CallText, Sentence, TurnText, analyse_call, content_stems, normalise, remember
 
 MAX_QUOTE = 300
 PITCH_BEFORE = {"our", "we", "we're", "we've", "we'll", "we'd", "my", "us", "i'll"}
@@ -308,9 +308,7 @@ def match_turn(
                 # the line's words first (the sentence's text alone), the clauses only where they
                 # match: most sentences of a call never need their clause analysis
                 found = _sentence_matches(sent, comp, small, kind)
-                if len(_SENTENCE_MATCHES) > 40_000:
-                    _SENTENCE_MATCHES.clear()
-                _SENTENCE_MATCHES[skey] = found
+                remember(_SENTENCE_MATCHES, skey, found, 40_000)
             if len(sent.memo) > 256:
                 sent.memo.clear()
             sent.memo[key] = found
@@ -424,9 +422,8 @@ def _may_match_text(tt: TurnText, comp: Compiled) -> bool:
         key = (comp.key, sent.text)
         may = _SENTENCE_MAY.get(key)
         if may is None:
-            if len(_SENTENCE_MAY) > 40_000:
-                _SENTENCE_MAY.clear()
-            may = _SENTENCE_MAY[key] = _may_match_sentence(sent, comp)
+            may = _may_match_sentence(sent, comp)
+            remember(_SENTENCE_MAY, key, may, 40_000)
         if may:
             return True
     return False
@@ -506,9 +503,7 @@ def _trigger_fires(comp: Compiled, text: str) -> bool:
     fired = _TRIGGER_FIRES.get(key)
     if fired is None:
         fired = _search_any(comp.trig_cued, text) and not any(n.search(text) for n in comp.trig_neg)
-        if len(_TRIGGER_FIRES) > 20_000:
-            _TRIGGER_FIRES.clear()
-        _TRIGGER_FIRES[key] = fired
+        remember(_TRIGGER_FIRES, key, fired, 20_000)
     return fired
 
 

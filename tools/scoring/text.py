@@ -548,7 +548,7 @@ class _TurnAnalysis:
         self.done = True
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=16384)
 def _analyse_text(text: str, punctuated: bool) -> _TurnAnalysis:
     """One turn's analysis (cached: the result is never mutated, only read and completed)."""
     return _TurnAnalysis(text, punctuated)
@@ -654,10 +654,17 @@ def _sentence_core(raw: str, a: int, b: int, raws: list[str], starts: list[int],
         if len(keep) != len(ws):
             ws, ss, es = [ws[k] for k in keep], [ss[k] for k in keep], [es[k] for k in keep]
     core = _SentenceCore(ws, ss, es, breaks) if ws else None
-    if len(_CORES) > 20_000:
-        _CORES.clear()
-    _CORES[raw] = core
+    remember(_CORES, raw, core, 20_000)
     return core
+
+
+def remember(cache: dict, key, value, limit: int) -> None:
+    """cache[key] = value, keeping at most `limit` entries: when full, the older half goes
+    (dicts keep insertion order), so what recurs now stays."""
+    if len(cache) >= limit:
+        for k in list(islice(cache, len(cache) // 2)):
+            del cache[k]
+    cache[key] = value
 
 
 _MISSING = object()
