@@ -289,3 +289,24 @@ def test_zoom_display_name_matches_the_roster_rep_and_is_remembered(coach):
     assert r["rep"] == "alex-doe" and r["rep_speaker"] == "Alex D."
     assert "Alex D." in get_rep(coach.store, "alex-doe")["aliases"]
     assert counts(coach)["reps"] == 1
+
+
+def test_turns_json_and_content_hash_are_the_plain_json_texts():
+    """The hand-written JSON of stored turns and of the dedupe hash equals json.dumps's text (a
+    changed hash would store a call twice)."""
+    import hashlib
+    import json as _json
+
+    from store.db import dumps
+    from tools.calls import _turn_json, turns_json
+    from tools.transcripts.model import Transcript, Turn
+
+    turns = [Turn('Ré "q" \\ \n\t\x01', "naïve — ✓ \u2028 \"x\"  two  spaces", 0, 3, "rep", "internal"),
+             Turn("B", "x", 1.5, float("nan"), None, None), Turn("C", "", 2, float("inf"), "buyer", ""),
+             Turn("D", "y", None, None, "buyer", None), Turn("E", "z", 10**20, -0.0, "rep", None)]
+    assert turns_json(turns) == dumps([_turn_json(t) for t in turns])
+    assert turns_json([]) == dumps([])
+    tr = Transcript(turns, "turns")
+    norm = [[t.speaker.strip().lower(), " ".join(t.text.split()).lower()] for t in turns]
+    assert tr.content_hash() == hashlib.sha256(_json.dumps(norm, ensure_ascii=False).encode()).hexdigest()
+    assert Transcript([], "turns").content_hash() == hashlib.sha256(b"[]").hexdigest()

@@ -281,7 +281,7 @@ def prepare_call(
         score=float(scored.score),
         verdicts=[{"line_id": ln.id, "verdict": ln.verdict, "turn": ln.turn, "quote": ln.quote, "reason": ln.reason}
                   for ln in scored.lines],
-        turns=dumps([_turn_json(t) for t in transcript.turns]),
+        turns=turns_json(transcript.turns),
         occurred_at=parse_when(occurred_at, "occurred_at") or _meta_time(meta) or now_iso(),
         segment_hint=_meta_str(meta, "segment"),
     )
@@ -410,6 +410,38 @@ def _meta_time(meta: dict) -> str | None:
             except StoreError:
                 continue
     return None
+
+
+def turns_json(turns) -> str:
+    """`dumps([_turn_json(t) for t in turns])`, the same text, written directly: storing every
+    call's turns is on the path of every scored call."""
+    out = []
+    for t in turns:
+        parts = []
+        if t.affiliation:
+            parts.append('"affiliation": ' + _json_value(t.affiliation))
+        if t.end is not None:
+            parts.append('"end": ' + _json_value(t.end))
+        parts.append('"role": ' + _json_value(t.role))
+        parts.append('"speaker": ' + _json_value(t.speaker))
+        if t.start is not None:
+            parts.append('"start": ' + _json_value(t.start))
+        parts.append('"text": ' + _json_value(t.text))
+        out.append("{" + ", ".join(parts) + "}")
+    return "[" + ", ".join(out) + "]"
+
+
+def _json_value(v) -> str:
+    if type(v) is str:
+        return _json_str(v)
+    if v is None:
+        return "null"
+    if type(v) is float and v == v and v not in (float("inf"), float("-inf")) or type(v) is int:
+        return repr(v)
+    return dumps(v)
+
+
+_json_str = json.encoder.encode_basestring  # what dumps(..., ensure_ascii=False) writes for a string
 
 
 def _turn_json(t) -> dict:

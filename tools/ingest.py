@@ -255,7 +255,10 @@ def ingest_paths(
     store_meta = {k: meta[k] for k in ("rep", "segment", "deal_id", "stage", "live") if k in meta}
     ctx = _mp_context()
     with ctx.Pool(n, initializer=_worker_init, initargs=(coach.playbook, roster(store), prep_meta)) as pool:
-        results = pool.imap(_worker_prepare, [str(f) for f in files], chunksize=4)
+        # bigger chunks mean fewer messages for this process to handle while it writes; small
+        # batches keep small chunks so both workers get a share
+        chunksize = max(1, min(32, total // (n * 8)))
+        results = pool.imap(_worker_prepare, [str(f) for f in files], chunksize=chunksize)
         done = 0
         while done < total:
             with store.transaction():

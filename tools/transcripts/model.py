@@ -42,8 +42,12 @@ class Transcript:
 
     def content_hash(self) -> str:
         """Hash of the normalised content (speakers and words), so one call ingested twice is stored once."""
-        norm = [[t.speaker.strip().lower(), " ".join(t.text.split()).lower()] for t in self.turns]
-        return hashlib.sha256(json.dumps(norm, ensure_ascii=False).encode()).hexdigest()
+        # the JSON text of [[speaker, words], ...] (json.dumps(..., ensure_ascii=False)), written
+        # directly: every ingested call is hashed
+        enc = json.encoder.encode_basestring
+        text = "[" + ", ".join(
+            f"[{enc(t.speaker.strip().lower())}, {enc(' '.join(t.text.split()).lower())}]" for t in self.turns) + "]"
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def to_json(self) -> list[dict]:
         return [asdict(t) for t in self.turns]
