@@ -415,19 +415,20 @@ def _meta_time(meta: dict) -> str | None:
 def turns_json(turns) -> str:
     """`dumps([_turn_json(t) for t in turns])`, the same text, written directly: storing every
     call's turns is on the path of every scored call."""
+    enc, val = _json_str, _json_value
     out = []
     for t in turns:
-        parts = []
-        if t.affiliation:
-            parts.append('"affiliation": ' + _json_value(t.affiliation))
-        if t.end is not None:
-            parts.append('"end": ' + _json_value(t.end))
-        parts.append('"role": ' + _json_value(t.role))
-        parts.append('"speaker": ' + _json_value(t.speaker))
+        role, speaker, text = t.role, t.speaker, t.text
+        body = (f'"role": {enc(role) if type(role) is str else val(role)}, '
+                f'"speaker": {enc(speaker) if type(speaker) is str else val(speaker)}')
         if t.start is not None:
-            parts.append('"start": ' + _json_value(t.start))
-        parts.append('"text": ' + _json_value(t.text))
-        out.append("{" + ", ".join(parts) + "}")
+            body += f', "start": {val(t.start)}'
+        body += f', "text": {enc(text) if type(text) is str else val(text)}'
+        if t.end is not None:
+            body = f'"end": {val(t.end)}, ' + body
+        if t.affiliation:
+            body = f'"affiliation": {val(t.affiliation)}, ' + body
+        out.append("{" + body + "}")
     return "[" + ", ".join(out) + "]"
 
 
