@@ -524,7 +524,12 @@ def judge_line(call: CallText, line: RubricLine, card: Scorecard, small: list[re
     ck = ("cands", line.speaker, line.where, card.opening_turns, card.closing_turns)
     cands = call.memo.get(ck)
     if cands is None:  # the same for every line with this speaker and window
-        cands = call.memo[ck] = [t for t in call.turns if _speaker_ok(line.speaker, t.role) and _in_window(line, card, t.index, n)]
+        turns = call.turns
+        if line.where == "opening":
+            turns = turns[:card.opening_turns]
+        elif line.where == "closing":
+            turns = turns[max(0, n - card.closing_turns):]
+        cands = call.memo[ck] = [t for t in turns if _speaker_ok(line.speaker, t.role)]
     replies: list[int] = []
     if line.trigger is not None:
         fired = _trigger_turns(call, line, comp)
@@ -547,14 +552,20 @@ def judge_line(call: CallText, line: RubricLine, card: Scorecard, small: list[re
     if line.before_first_question and first_q == "find":
         # only a first question among the candidate turns changes anything: look no further
         first_q = first_real_question(call, small, upto=cands[-1].index) if cands else None
+    bfq = line.before_first_question and first_q is not None
+    may_key = comp.key if comp.pos or comp.examples else None  # None: any question will do
     for tt in cands:
-        if line.before_first_question and first_q is not None:
+        if bfq:
             if tt.index > first_q[0]:
                 break
             if tt.index == first_q[0]:
                 before = (first_q[1], first_q[2])
-        if not _may_match(tt, comp):
-            continue  # none of the line's words are in this turn
+        if may_key is not None:  # _may_match, inline: this loop runs for every line and turn
+            may = tt.memo.get(may_key)
+            if may is None:
+                may = _may_match(tt, comp)
+            if not may:
+                continue  # none of the line's words are in this turn
         hit = match_turn(tt, line, comp, small, before=before, small_key=small_key)
         if hit is None:
             continue
