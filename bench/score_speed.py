@@ -2,7 +2,7 @@
 """Speed of the offline scorer, and a verdict-equality check for speed work on it.
 
     python bench/score_speed.py                         # ms per call: dev set + 300 generated calls
-    python bench/score_speed.py --calls 1000 --cold     # also with the per-text analysis cache cleared
+    python bench/score_speed.py --calls 1000 --cold     # also with every scorer cache cleared
     python bench/score_speed.py --profile               # cProfile of the generated calls (top 35)
     python bench/score_speed.py --save-baseline /tmp/verdicts.json
     python bench/score_speed.py --check /tmp/verdicts.json
@@ -11,8 +11,8 @@ Timing: `score_turns` (the offline engine) per call, on the labelled dev set
 (`../shared/eval/dev`, 16 hand-labelled discovery calls) and on N calls from bench/throughput.py's
 generator (`make_call`: ~150 turns, 40% speech-recognition style). Prints ms per call (wall and
 CPU). Generated calls reuse wording, so the engine's per-text caches are warm after the first few
-calls, as in `bench/throughput.py`; `--cold` also times them with the per-turn analysis cache
-cleared before every call (the worst case: every turn's text new).
+calls, as in `bench/throughput.py`; `--cold` also times them with every scorer cache (turns,
+sentences, matches) cleared before every call (the worst case: every turn's text new).
 
 Equality: `--save-baseline FILE` scores a fixed corpus and writes every verdict (case, scorecard,
 line id, verdict, turn, quote, reason) and each call's score, together with the text of every
@@ -180,17 +180,16 @@ def time_calls(label: str, cases, card, clear=None) -> None:
 
 
 def _clear_analysis():
-    from tools.scoring import text
+    """Every cache the offline engine keeps between calls (analysed turns, sentences, matches)."""
+    from tools.scoring import offline
 
-    fn = getattr(text, "_analyse_text", None)
-    if fn is not None and hasattr(fn, "cache_clear"):
-        fn.cache_clear()
+    offline.clear_caches()
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=300, help="generated calls to time (default 300)")
-    ap.add_argument("--cold", action="store_true", help="also time with the per-turn analysis cache cleared before each call")
+    ap.add_argument("--cold", action="store_true", help="also time with every scorer cache (turns, sentences, matches) cleared before each call")
     ap.add_argument("--profile", action="store_true", help="cProfile the generated calls and print the top functions")
     ap.add_argument("--save-baseline", metavar="FILE", help="write every verdict of the check corpus to FILE")
     ap.add_argument("--check", metavar="FILE", help="score the corpus again and fail on any difference from FILE")

@@ -101,15 +101,13 @@ def test_verdicts_with_and_without_prefilter_are_identical(monkeypatch):
     monkeypatch.setattr(offline, "pattern_cues", lambda pattern, flags=0: None)
     offline._compile_line.cache_clear()
     offline._BY_ID.clear()
-    from tools.scoring import text
-
-    text._analyse_text.cache_clear()  # fresh sentences: no memo from the run above
+    offline.clear_caches()  # fresh sentences and matches: nothing kept from the run above
     try:
         slow = {(c.name, sid): score_turns(c.turns, card).model_dump() for c in cases for sid, card in cards.items()}
     finally:
         offline._compile_line.cache_clear()
         offline._BY_ID.clear()
-        text._analyse_text.cache_clear()
+        offline.clear_caches()
     assert fast == slow
 
 
@@ -172,7 +170,7 @@ def test_clauses_are_analysed_only_where_a_line_can_match():
         turns.append(Turn("Buyer", f"{filler[(k + 1) % 4]} item {k}", role="buyer"))
     turns.append(Turn("Rep", "What budget have you set aside for this?", role="rep"))
     turns.append(Turn("Buyer", "About fifty thousand for the year.", role="buyer"))
-    text._analyse_text.cache_clear()
+    offline.clear_caches()
     result = score_turns(turns, card)
     assert {ln.id: ln.verdict for ln in result.lines}["budget_confirmed"] == "pass"
     done = [t for t in turns if text._analyse_text(t.text, True).done]

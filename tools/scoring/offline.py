@@ -42,7 +42,7 @@ from playbook.models import RubricLine, Scorecard
 
 from . import OFFLINE_ENGINE, OFFLINE_ENGINE_VERSION, CallScore, LineVerdict, weighted_score
 from .prefilter import CueIndex, any_cue_regex, pattern_cues
-from .text import CallText, Sentence, TurnText, analyse_call, content_stems, normalise, remember
+from .text import _CORES, CallText, Sentence, TurnText, _analyse_text, analyse_call, content_stems, normalise, remember
 
 MAX_QUOTE = 300
 PITCH_BEFORE = {"our", "we", "we're", "we've", "we'll", "we'd", "my", "us", "i'll"}
@@ -675,6 +675,17 @@ def _judge_agreement(call: CallText, line: RubricLine, comp: Compiled, cands: li
 
 
 # --------------------------------------------------------------------------- the call
+
+
+def clear_caches() -> None:
+    """Forget every analysis and match kept between calls (compiled lines stay). For measuring a
+    cold engine and for tests that compare runs; scoring never needs it."""
+    _analyse_text.cache_clear()
+    _CORES.clear()
+    _SENTENCE_MATCHES.clear()
+    _SENTENCE_MAY.clear()
+    _TRIGGER_FIRES.clear()
+
 
 
 def score_offline(turns: list, scorecard: Scorecard, *, version: str = "") -> CallScore:

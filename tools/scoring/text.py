@@ -663,7 +663,7 @@ def remember(cache: dict, key, value, limit: int) -> None:
     (dicts keep insertion order), so what recurs now stays."""
     if len(cache) >= limit:
         for k in list(islice(cache, len(cache) // 2)):
-            del cache[k]
+            cache.pop(k, None)  # another thread may have dropped it already
     cache[key] = value
 
 
