@@ -11,7 +11,6 @@ across restarts.
 """
 from __future__ import annotations
 
-import gc
 import glob
 import hashlib
 import logging
@@ -27,6 +26,7 @@ from store.db import StoreError, now_iso
 from store.deals import parse_when
 from store.reps import roster
 from tools.calls import pick_engine, prepare_call, rep_names, score_call, store_prepared
+from tools.scoring import tune_gc_for_scoring_worker
 from tools.transcripts import MAX_BYTES, TranscriptError, decode_bytes, read_transcript
 
 log = logging.getLogger("coachloop")
@@ -312,12 +312,7 @@ _WORKER: dict[str, Any] = {}
 
 def _worker_init(playbook, roster_names: list[str], prep_meta: dict) -> None:
     logging.getLogger("coachloop").setLevel(logging.ERROR)
-    # A worker makes and drops many small objects per call, and keeps caches of analysed turns:
-    # with the default thresholds the cycle collector re-walks those caches so often that it
-    # takes about half the worker's time. Collect young objects less often (memory stays bounded:
-    # the caches are bounded, and a call's objects are freed by reference counting).
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    tune_gc_for_scoring_worker()
     _WORKER.update(playbook=playbook, roster=roster_names, meta=prep_meta)
 
 

@@ -38,6 +38,7 @@ from playbook.loader import parse_artifact_text
 from playbook.models import RubricLine, Scorecard
 from store import calls as call_store
 from store.db import Store, dumps, now_iso
+from tools.scoring import tune_gc_for_scoring_worker
 
 log = logging.getLogger("coachloop")
 
@@ -411,6 +412,7 @@ _W: dict[str, Any] = {}
 
 def _worker_init(card: Scorecard, version: str) -> None:
     _W["card"], _W["version"] = card, version
+    tune_gc_for_scoring_worker()
 
 
 def _worker_score(args: tuple) -> dict[str, dict]:

@@ -17,11 +17,22 @@ Two engines produce the same `CallScore`:
 """
 from __future__ import annotations
 
+import gc
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from playbook.models import Scorecard
+
+def tune_gc_for_scoring_worker() -> None:
+    """For a worker process that only scores calls in bulk. Scoring makes and drops many small
+    objects per call and keeps caches of analysed text; with the default thresholds the cycle
+    collector re-walks those caches so often that it takes about half the time. Collect young
+    objects less often (memory stays bounded: the caches are bounded, and a call's objects are
+    freed by reference counting, the analysis holding no reference cycles)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
 
 OFFLINE_ENGINE = "offline"
 OFFLINE_ENGINE_VERSION = "offline-19"  # bump whenever the offline engine's behaviour changes
