@@ -180,3 +180,28 @@ def test_clauses_are_analysed_only_where_a_line_can_match():
     assert not an.done
     idx = [c.index for s in an.sentences for c in s.clauses]
     assert an.done and idx == list(range(len(idx))) and len(idx) >= 3
+
+
+def test_scoring_makes_no_reference_cycles():
+    """Scoring workers run with the cycle collector off (tools.scoring.tune_gc_for_scoring_worker):
+    that is only sound while scoring leaves no cyclic garbage behind."""
+    import gc
+    from pathlib import Path
+
+    card = _cards()["discovery"]
+    holdout = Path(__file__).parent / "fixtures" / "holdout"
+    calls = [case.turns for case in load_labelled(holdout)]
+    assert len(calls) >= 10
+    score_turns(calls[0], card)  # compiling the lines is once per process: not counted
+    offline.clear_caches()
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        for turns in calls:
+            score_turns(turns, card)
+        offline.clear_caches()  # analyses dropped from the caches must be freed by reference counting
+        assert gc.collect() == 0
+    finally:
+        if was:
+            gc.enable()
