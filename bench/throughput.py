@@ -10,8 +10,13 @@ others, pricing deflections handled or not), writes them to files, then runs the
 `tools.ingest.ingest_paths` on them against the starter playbook and a real SQLite file.
 
 Each size runs in a fresh process so the peak RSS (resource.getrusage ru_maxrss) of each is its
-own. Prints calls/s and peak RSS per size. Target on a 2-core machine: 10,000 calls in under 60 s,
-peak under 400 MB. Generation time is not counted.
+own. Prints calls/s, peak RSS (the writer and each worker) and CPU per call (all processes, and
+the writer's share) per size. Target on a 2-core machine: 10,000 calls in under 60 s, peak under
+400 MB. Generation time is not counted.
+
+The generator draws from a bounded stock of phrases, so turns and sentences recur across calls
+(as short replies do in real calls) and the engine's per-text caches help; for the worst case,
+every text new, see `bench/score_speed.py --cold`.
 """
 from __future__ import annotations
 
