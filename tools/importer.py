@@ -340,7 +340,7 @@ def import_reps(coach_or_store, path: str | Path, mapping: Any = None, *, period
         raise ImportFailed(str(path), errors)
     created = updated = quotas = 0
     seen: set[str] = set()
-    with store.transaction() as db:
+    with store.transaction():
         for line, rec in records:
             try:
                 existed = (store.one("select id from reps where id = ?", [rec["id"]]) if rec["id"] else resolve_rep(store, rec["name"])) is not None

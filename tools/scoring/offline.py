@@ -42,7 +42,8 @@ from playbook.models import RubricLine, Scorecard
 
 from . import OFFLINE_ENGINE, OFFLINE_ENGINE_VERSION, CallScore, LineVerdict, weighted_score
 from .prefilter import CueIndex, any_cue_regex, pattern_cues
-from .text import _CORES, CallText, Sentence, TurnText, _analyse_text, analyse_call, content_stems, normalise, remember
+from . import text as _text
+from .text import CallText, Sentence, TurnText, analyse_call, content_stems, normalise, remember
 
 MAX_QUOTE = 300
 PITCH_BEFORE = {"our", "we", "we're", "we've", "we'll", "we'd", "my", "us", "i'll"}
@@ -450,14 +451,6 @@ def _speaker_ok(line_speaker: str, role: str) -> bool:
     return role != "rep"
 
 
-def _in_window(line: RubricLine, card: Scorecard, idx: int, n: int) -> bool:
-    if line.where == "opening":
-        return idx < card.opening_turns
-    if line.where == "closing":
-        return idx >= n - card.closing_turns
-    return True
-
-
 def _answered(call: CallText, hit: Hit, line: RubricLine, min_words: int) -> bool:
     """Did the other side answer with at least `min_words` words? A question that ends the
     transcript (a live roleplay turn being checked, a cut-off recording) gets the benefit of the
@@ -680,12 +673,10 @@ def _judge_agreement(call: CallText, line: RubricLine, comp: Compiled, cands: li
 def clear_caches() -> None:
     """Forget every analysis and match kept between calls (compiled lines stay). For measuring a
     cold engine and for tests that compare runs; scoring never needs it."""
-    _analyse_text.cache_clear()
-    _CORES.clear()
+    _text.clear_caches()
     _SENTENCE_MATCHES.clear()
     _SENTENCE_MAY.clear()
     _TRIGGER_FIRES.clear()
-
 
 
 def score_offline(turns: list, scorecard: Scorecard, *, version: str = "") -> CallScore:

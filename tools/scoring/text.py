@@ -658,6 +658,12 @@ def _sentence_core(raw: str, a: int, b: int, raws: list[str], starts: list[int],
     return core
 
 
+def clear_caches() -> None:
+    """Forget every analysed turn and sentence (see offline.clear_caches)."""
+    _analyse_text.cache_clear()
+    _CORES.clear()
+
+
 def remember(cache: dict, key, value, limit: int) -> None:
     """cache[key] = value, keeping at most `limit` entries: when full, the older half goes
     (dicts keep insertion order), so what recurs now stays."""
