@@ -160,8 +160,7 @@ class Sentence:
     `words` (each with its span in the original text) are made when first read."""
 
     __slots__ = ("start", "end", "ends_q", "norms", "text", "offsets", "open_end", "memo", "breaks", "base", "punctuated",
-                 "_shape",
-                 "_rel_starts", "_rel_ends", "_words", "_owner", "_clauses", "_word_clause", "_has_question", "_stems")
+                 "_shape", "_rel_starts", "_rel_ends", "_words", "_owner", "_clauses", "_word_clause", "_has_question", "_stems")
 
     def __init__(self, core: "_SentenceCore", base: int, ends_q: bool, open_end: bool, punctuated: bool,
                  owner: "weakref.ref[_TurnAnalysis] | None"):
@@ -280,14 +279,6 @@ class TurnText:
     @property
     def clauses(self) -> list[Clause]:
         return [c for s in self.sentences for c in s.clauses]
-
-    @property
-    def stems(self) -> frozenset:
-        """Content stems of the whole turn (the union of its sentences')."""
-        an = self.analysis
-        if an.stems is None:
-            an.stems = frozenset().union(*(s.stems for s in self.sentences))
-        return an.stems
 
 
 @dataclass
@@ -507,10 +498,6 @@ def _is_fragment(ws: list[str]) -> bool:
 # --------------------------------------------------------------------------- analysis
 
 
-def _tokens(text: str) -> list[tuple[str, int, int]]:
-    return [(m[0], *m.span()) for m in TOKEN_RE.finditer(text)]
-
-
 def analyse_turn(index: int, role: str, speaker: str, text: str, punctuated: bool) -> TurnText:
     return TurnText(index, role, speaker, text, _analyse_text(text, punctuated))
 
@@ -526,13 +513,12 @@ class _TurnAnalysis:
     their interrogative cues and which ask. Shared through the cache of `_analyse_text`; neither
     pass's result is mutated after it is made, only read."""
 
-    __slots__ = ("sentences", "text", "n_words", "punctuated", "done", "memo", "has_q", "stems", "__weakref__")
+    __slots__ = ("sentences", "text", "n_words", "punctuated", "done", "memo", "has_q", "__weakref__")
 
     def __init__(self, text: str, punctuated: bool):
         self.punctuated = punctuated
         self.done = False
         self.has_q: bool | None = None
-        self.stems: frozenset | None = None
         self.memo: dict = {}  # per-line results that depend on this text alone (offline.py)
         self.sentences = _sentences(text, punctuated, weakref.ref(self))
         words = [s.text for s in self.sentences]
