@@ -232,8 +232,14 @@ def _kind_files(root: Path, kind: str) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in exts and not p.name.startswith("."))
 
 
-def _read(path: Path, rel: str) -> tuple[bytes | None, Problem | None]:
+def _read(path: Path, rel: str, root: Path) -> tuple[bytes | None, Problem | None]:
+    """The bytes of a playbook file, or the problem that stops it loading (too big, unreadable, or
+    a link that leads out of the playbook folder: what is served must be what the folder holds)."""
     try:
+        real = path.resolve()
+        if root not in real.parents:
+            return None, Problem(rel, f"links to {real}, outside the playbook folder {root}: "
+                                      "copy the file into the playbook instead")
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             return None, Problem(rel, f"file is {size} bytes; the limit is {MAX_FILE_BYTES}")
@@ -252,7 +258,7 @@ def load_playbook(root: str | Path, previous: Playbook | None = None) -> Playboo
     policy, policy_version = Policy(), "default"
     ppath = root / POLICY_FILE
     if ppath.exists():
-        raw, prob = _read(ppath, POLICY_FILE)
+        raw, prob = _read(ppath, POLICY_FILE, root)
         model, probs = (None, [prob]) if prob else parse_artifact_text("policy", POLICY_FILE, raw.decode("utf-8", "replace"))
         if model is not None:
             policy, policy_version = model, content_version(raw)
@@ -268,7 +274,7 @@ def load_playbook(root: str | Path, previous: Playbook | None = None) -> Playboo
         pb.artifacts[kind] = {}
         for path in _kind_files(root, kind):
             rel = path.relative_to(root).as_posix()
-            raw, prob = _read(path, rel)
+            raw, prob = _read(path, rel, root)
             if prob:
                 problems.append(prob)
                 continue
@@ -326,7 +332,7 @@ def _load_tests(pb: Playbook, problems: list[Problem]) -> None:
         if path.suffix not in {".json", ".yaml", ".yml"}:
             continue
         rel = path.relative_to(pb.root).as_posix()
-        raw, prob = _read(path, rel)
+        raw, prob = _read(path, rel, pb.root)
         if prob:
             problems.append(prob)
             continue

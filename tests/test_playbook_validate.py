@@ -137,3 +137,31 @@ def test_scenario_front_matter_errors_have_file_lines(tmp_path):
 
 def test_starter_ships_inside_the_package():
     assert (STARTER_DIR / "playbook.yaml").exists()
+
+
+def test_a_link_out_of_the_playbook_is_refused_with_its_name(tmp_path, capsys):
+    """What is served is what the playbook folder holds: a symlink that leads outside it (a
+    scorecard, a rubric test, the policy) is a problem naming the file, not a way in."""
+    root = _mini(tmp_path)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "card.yaml").write_text(CARD.replace("id: mini", "id: smuggled").replace("[mini]", "[smuggled]"))
+    (root / "scorecards" / "smuggled.yaml").symlink_to(outside / "card.yaml")
+    # a link that stays inside the folder is fine
+    (root / "shared").mkdir()
+    (root / "shared" / "other.yaml").write_text(CARD.replace("id: mini", "id: other").replace("[mini]", "[other]"))
+    (root / "scorecards" / "other.yaml").symlink_to(root / "shared" / "other.yaml")
+    pb = load_playbook(root)
+    assert pb.get("scorecards", "smuggled") is None
+    assert pb.get("scorecards", "other") is not None and pb.get("scorecards", "mini") is not None
+    [prob] = [p for p in pb.problems if p.file == "scorecards/smuggled.yaml"]
+    assert "outside the playbook folder" in prob.message and str(outside / "card.yaml") in prob.message
+    assert main(["validate", str(root)]) == 1
+    assert "scorecards/smuggled.yaml" in capsys.readouterr().out
+    # the policy file too
+    (root / "playbook.yaml").unlink()
+    (outside / "policy.yaml").write_text("team: Elsewhere\n")
+    (root / "playbook.yaml").symlink_to(outside / "policy.yaml")
+    pb = load_playbook(root)
+    assert any(p.file == "playbook.yaml" and "outside the playbook folder" in p.message for p in pb.problems)
+    assert pb.policy.team != "Elsewhere"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+from pathlib import Path
 
 import pytest
 
@@ -62,12 +63,16 @@ TRICKY = [
 ]
 
 
+HOLDOUT = Path(__file__).parent / "fixtures" / "holdout"
+
+
 def _texts() -> list[str]:
     texts = []
-    if DEV_SET.is_dir():
-        for case in load_labelled(DEV_SET):
-            call = analyse_call(case.turns)
-            texts += [s.text for t in call.turns for s in t.sentences]
+    for folder in (DEV_SET, HOLDOUT):  # the holdout ships with the repository; the dev set beside it
+        if folder.is_dir():
+            for case in load_labelled(folder):
+                call = analyse_call(case.turns)
+                texts += [s.text for t in call.turns for s in t.sentences]
     rng = random.Random(5)
     vocab = ("what which how much many when who budget spend money problem problems issue time so by can't can not "
              "hello there world ab abab c cc really cost the a is are you your do does signs approves x y").split()
@@ -186,11 +191,9 @@ def test_scoring_makes_no_reference_cycles():
     """Scoring workers run with the cycle collector off (tools.scoring.tune_gc_for_scoring_worker):
     that is only sound while scoring leaves no cyclic garbage behind."""
     import gc
-    from pathlib import Path
 
     card = _cards()["discovery"]
-    holdout = Path(__file__).parent / "fixtures" / "holdout"
-    calls = [case.turns for case in load_labelled(holdout)]
+    calls = [case.turns for case in load_labelled(HOLDOUT)]
     assert len(calls) >= 10
     score_turns(calls[0], card)  # compiling the lines is once per process: not counted
     offline.clear_caches()
