@@ -207,3 +207,36 @@ def test_meta_errors_are_reported_once_up_front(cli):
     assert rc == 1 and err.count("unknown scorecard 'nope'") == 1
     rc, out, err = cli("score", *files, "--engine", "llm")
     assert rc == 1 and err.count("no LLM is configured") == 1
+
+
+def test_score_reads_one_transcript_from_stdin(cli, monkeypatch, tmp_path):
+    """`coachloop score -` scores a transcript piped in (named <stdin>), alone or among files;
+    an empty or oversized stdin is a clear error and nothing is stored for it."""
+    import io
+
+    def pipe(data: bytes) -> None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+    vtt = ("WEBVTT\n\n00:00:01.000 --> 00:00:04.000\nPriya Raman: What budget have you set aside for this project?\n\n"
+           "00:00:05.000 --> 00:00:08.000\nMarcus: About fifty thousand this year.\n")
+    pipe(vtt.encode())
+    rc, out, err = cli("score", "-", "--rep", "Priya Raman", "--json")
+    assert rc == 0, err
+    [obj] = [json.loads(x) for x in out.splitlines()]
+    assert obj["source"] == "<stdin>" and obj["rep_name"] == "Priya Raman"
+    assert {ln["id"]: ln["verdict"] for ln in obj["lines"]}["budget_confirmed"] == "pass"
+    # with files: the piped call and the file are both scored; the same stdin again is a duplicate
+    pipe(vtt.encode())
+    rc, out, err = cli("score", "-", str(DEV_SET / "d01.json"))
+    assert rc == 0, err
+    assert "(already stored)" in out and "1 scored, 1 already stored, 0 failed" in out
+    pipe(b"")
+    rc, out, err = cli("score", "-", "--rep", "Priya Raman")
+    assert rc == 1 and "<stdin>" in err and "empty" in err
+    from tools.transcripts import MAX_BYTES
+
+    pipe(b"x" * (MAX_BYTES + 1))
+    rc, out, err = cli("score", "-", "--rep", "Priya Raman")
+    assert rc == 1 and "<stdin>" in err and "MB limit" in err
+    rc, out, err = cli("calls", "--json")
+    assert len(json.loads(out) if out.strip().startswith("[") else [json.loads(x) for x in out.splitlines()]) == 2

@@ -130,7 +130,7 @@ def file_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _error_entry(path: str, exc: BaseException) -> dict:
+def error_entry(path: str, exc: BaseException) -> dict:
     if isinstance(exc, TranscriptError):
         return {"file": path, "line": exc.line, "message": exc.detail}
     msg = str(exc) if isinstance(exc, FILE_ERRORS) else f"{type(exc).__name__}: {exc}"
@@ -162,7 +162,7 @@ def ingest_file(coach, path: str | Path, *, data: bytes | None = None, **meta: A
         transcript = _read_bytes(data, spath, fmt)
         result = score_call(coach, transcript, source_name=spath, **meta)
     except FILE_ERRORS as exc:
-        entry = _error_entry(spath, exc)
+        entry = error_entry(spath, exc)
         _record(coach, spath, digest, "failed", None, (f"line {entry['line']}: " if entry["line"] else "") + entry["message"])
         raise
     _record(coach, spath, digest, "duplicate" if result["duplicate"] else "scored", result["call"], None)
@@ -231,7 +231,7 @@ def ingest_paths(
         told.append((on_error, entry))
 
     def fail(path: str, exc: BaseException) -> None:
-        failed(_error_entry(path, exc))
+        failed(error_entry(path, exc))
 
     store = coach.store
     if n <= 1:
@@ -332,9 +332,9 @@ def _worker_prepare(path: str) -> tuple[str, str, str, Any]:
     except TranscriptError as exc:
         if not meta.get("rep") and "which speaker is the rep" in str(exc):
             return "retry", path, digest, None
-        return "error", path, digest, _error_entry(path, exc)
+        return "error", path, digest, error_entry(path, exc)
     except Exception as exc:  # one bad file never stops the batch
-        return "error", path, digest, _error_entry(path, exc)
+        return "error", path, digest, error_entry(path, exc)
 
 
 # --------------------------------------------------------------------------- the inbox
@@ -438,7 +438,7 @@ def watch_inbox(
             try:
                 result = ingest_file(coach, p, data=data, **dict(meta))
             except FILE_ERRORS as exc:
-                entry = _error_entry(str(p), exc)
+                entry = error_entry(str(p), exc)
                 failed_now.add(digest)
                 failed_at[p] = cur
                 summary.failed.append(entry)

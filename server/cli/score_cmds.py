@@ -10,7 +10,8 @@ import time
 from typing import Any
 
 from tools.calls import export_disputed, get_call, list_calls, override, rescore
-from tools.ingest import ingest_paths, watch_inbox
+from tools.ingest import FILE_ERRORS, IngestSummary, error_entry, ingest_file, ingest_paths, watch_inbox
+from tools.transcripts import MAX_BYTES, TranscriptError
 
 from .common import CLIError, add_db, add_json, add_playbook, command, emit_json, err, open_coach
 
@@ -58,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "once (the same call twice is stored once) and print the verdicts with their evidence. A bad file is "
         "reported and the others go on; the exit code is 1 when any file failed.",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="transcript files, folders or glob patterns")
+    p.add_argument("files", nargs="+", metavar="FILE", help="transcript files, folders or glob patterns; - reads one transcript from standard input")
     _add_meta(p)
     _common(p)
     p.set_defaults(func=cmd_score)
@@ -243,13 +244,44 @@ def cmd_score(args: argparse.Namespace) -> int:
                 print_call(result)
                 print()
 
-        summary = ingest_paths(coach, args.files, on_result=on_result, on_error=_report_error, **meta)
-        rc = react(coach, show=not args.json) if summary.scored else 0
-        if not args.json and (summary.files > 1 or summary.failed):
-            print(f"{summary.scored} scored, {summary.duplicates} already stored, {len(summary.failed)} failed")
-        return 1 if summary.failed else rc
+        files = [f for f in args.files if f != "-"]
+        total = IngestSummary()
+        if len(files) < len(args.files):  # "-": one transcript read from standard input
+            total.files += 1
+            try:
+                result = ingest_file(coach, STDIN_NAME, data=_read_stdin(), **meta)
+                total.duplicates += result["duplicate"]
+                total.scored += not result["duplicate"]
+                on_result(result)
+            except FILE_ERRORS as exc:
+                total.failed.append(error_entry(STDIN_NAME, exc))
+                _report_error(total.failed[-1])
+        if files:
+            summary = ingest_paths(coach, files, on_result=on_result, on_error=_report_error, **meta)
+            total.files += summary.files
+            total.scored += summary.scored
+            total.duplicates += summary.duplicates
+            total.failed += summary.failed
+        rc = react(coach, show=not args.json) if total.scored else 0
+        if not args.json and (total.files > 1 or total.failed):
+            print(f"{total.scored} scored, {total.duplicates} already stored, {len(total.failed)} failed")
+        return 1 if total.failed else rc
     finally:
         coach.close()
+
+
+STDIN_NAME = "<stdin>"
+
+
+def _read_stdin() -> bytes:
+    """One transcript from standard input, refused (without reading it all) past the size limit."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise TranscriptError(STDIN_NAME, "'-' reads a transcript from standard input; pipe one in "
+                                          "(coachloop score - < call.vtt) or give a file name")
+    data = sys.stdin.buffer.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise TranscriptError(STDIN_NAME, f"over the {MAX_BYTES // 1048576} MB limit for one transcript")
+    return data
 
 
 @command
