@@ -175,3 +175,20 @@ def test_rep_name_that_is_a_paragraph_is_refused(server, coach):
 
     anyio.run(main)
     assert coach.store.one("select count(*) as n from reps")["n"] == 0
+
+
+def test_a_misnamed_field_inside_a_batch_item_is_refused(server, coach):
+    """score_batch items are checked like top-level arguments: `deal_id` for `deal` inside an
+    item is an error naming the item and the right field, and nothing is stored."""
+    async def main():
+        async with client(server) as c:
+            res = await c.call_tool("score_batch", {"items": [
+                {"transcript": CALL, "rep": "Priya Raman"},
+                {"transcript": CALL, "rep": "Priya Raman", "deal_id": "D-1"}]})
+            msg = error_text(res)
+            assert "items.1.deal_id" in msg and "unknown field" in msg and "did you mean 'deal'" in msg, msg
+            assert "transcript" in msg  # the fields an item takes are listed
+
+    before = counts(coach)
+    anyio.run(main)
+    assert counts(coach) == before

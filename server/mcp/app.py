@@ -4,6 +4,7 @@ and the 2026-07-28 stateless per-request envelope) over stdio, streamable HTTP o
 """
 from __future__ import annotations
 
+import difflib
 import logging
 from contextlib import asynccontextmanager
 from typing import Any
@@ -40,19 +41,47 @@ def _version() -> str:
         return "0.0.0"
 
 
-def argument_error_text(tool: str, err: ValidationError) -> str:
-    """One line per bad argument, without pydantic's URLs: what was wrong and where."""
+def argument_error_text(tool: str, err: ValidationError, schema: dict | None = None) -> str:
+    """One line per bad argument, without pydantic's URLs: what was wrong and where. A field the
+    tool does not take inside an argument (an item of a list) is named with the closest real one."""
     parts = []
     for e in err.errors()[:10]:
-        loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("args", "kwargs")) or "(arguments)"
+        path = [x for x in e.get("loc", ()) if x not in ("args", "kwargs")]
+        loc = ".".join(str(x) for x in path) or "(arguments)"
         msg = e.get("msg", "invalid")
         if e.get("type") == "missing":
             msg = "required argument is missing"
-        elif "input" in e and e.get("type") not in ("extra_forbidden",):
+        elif e.get("type") == "extra_forbidden":
+            known = _fields_at(schema or {}, path[:-1])
+            close = difflib.get_close_matches(str(path[-1]), known, n=1, cutoff=0.6) if path else []
+            msg = "unknown field" + (f" (did you mean '{close[0]}'?)" if close else "") + (
+                f"; the fields are: {', '.join(sorted(known))}" if known else "")
+        elif "input" in e:
             shown = repr(e["input"])
             msg += f" (got {shown[:60] + '…' if len(shown) > 60 else shown})"
         parts.append(f"{loc}: {msg}")
     return f"invalid arguments for {tool}: " + "; ".join(parts) + ". The tool's input schema lists every argument and its type."
+
+
+def _fields_at(schema: dict, path: list) -> list[str]:
+    """The property names of the object at `path` (argument names, list indexes) in a JSON schema."""
+    node = schema
+    for step in path:
+        node = _deref(schema, node)
+        node = (node.get("items") if isinstance(step, int) else (node.get("properties") or {}).get(step)) or {}
+    node = _deref(schema, node)
+    for alt in node.get("anyOf") or ():  # an optional object: the non-null branch
+        alt = _deref(schema, alt)
+        if alt.get("properties"):
+            node = alt
+    return list((node.get("properties") or {}).keys())
+
+
+def _deref(schema: dict, node: dict) -> dict:
+    ref = node.get("$ref") if isinstance(node, dict) else None
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return (schema.get("$defs") or {}).get(ref.rsplit("/", 1)[-1]) or {}
+    return node if isinstance(node, dict) else {}
 
 
 def unknown_arguments_text(tool: str, schema: dict, arguments: dict) -> str | None:
@@ -64,8 +93,6 @@ def unknown_arguments_text(tool: str, schema: dict, arguments: dict) -> str | No
     extra = sorted(k for k in arguments if k not in props)
     if not extra:
         return None
-    import difflib
-
     parts = []
     for k in extra[:10]:
         close = difflib.get_close_matches(k, list(props), n=1, cutoff=0.6)
@@ -90,7 +117,7 @@ def _concise_argument_errors(mcp: MCPServer) -> None:
         except ToolError as exc:
             cause = exc.__cause__
             if isinstance(cause, ValidationError) and not isinstance(exc, UnexpectedToolError):
-                raise ToolError(argument_error_text(name, cause)) from cause
+                raise ToolError(argument_error_text(name, cause, tool.parameters if tool is not None else None)) from cause
             if tm.get_tool(name) is None:
                 known = ", ".join(sorted(t.name for t in tm.list_tools()))
                 raise ToolError(f"unknown tool {name!r}; this server's tools are: {known}") from None

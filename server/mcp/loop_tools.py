@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import anyio
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from store import loop as store_loop
 from store.reps import get_rep
@@ -263,6 +263,8 @@ def _score_result(coach: Coach, res: dict, detail: str, loop: list[LoopAction], 
 
 
 class BatchItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misnamed field (deal_id for deal) is an error, not dropped
+
     transcript: str = Field(description="Transcript text in any supported format.")
     rep: str | None = None
     call_type: str | None = None
