@@ -18,6 +18,9 @@ It reads the append-only event log from a cursor kept in the `meta` table
                            every targeted rep (`rollout.started`); a scorecard version queues the
                            background re-score of its stored calls (`rescore.queued`) and closes
                            the gaps of removed lines (`gap.closed`)
+    playbook.removed    -> a scorecard file removed (and still gone when handled): its open gaps
+                           close (`gap.closed`: gates lifted, assignments cancelled) and its
+                           pending re-scoring stops
     anything else       -> nothing (the cursor moves on)
     after every event   -> practice/certification events may complete a rollout (`rollout.completed`)
 
@@ -100,6 +103,7 @@ class Orchestrator:
             "gap.reopened": self._on_gap_reopened,
             "practice.ended": self._on_practice_ended,
             "playbook.changed": self._on_playbook_changed,  # live playbook: rollouts, rubric changes
+            "playbook.removed": self._on_playbook_removed,  # a removed scorecard's gaps close
             "verdict.overridden": self._on_verdicts_changed,  # a manager's verdict: attribution follows
             "call.rescored": self._on_verdicts_changed,
         }
@@ -323,6 +327,9 @@ class Orchestrator:
 
     def _on_playbook_changed(self, ev: dict) -> list[Action]:
         return self._live_actions(ev, live.handle_playbook_changed(self.coach, ev))
+
+    def _on_playbook_removed(self, ev: dict) -> list[Action]:
+        return self._live_actions(ev, live.handle_playbook_removed(self.coach, ev))
 
     # ------------------------------------------------------------------ conveniences
     def handle_call(self, call_id: int) -> list[dict]:

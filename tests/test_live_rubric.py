@@ -241,3 +241,51 @@ def test_cli_jobs_run_and_list(seeded, playbook_dir, capsys):
     import json as _json
 
     assert _json.loads(capsys.readouterr().out)["jobs"][0]["status"] == "done"
+
+
+def test_removed_scorecard_closes_its_gaps_unless_it_is_back(seeded, playbook_dir):
+    """Deleting a scorecard file closes its open gaps (gates lifted, assignments cancelled,
+    re-scoring stopped): nothing measures those lines any more, so nothing else would close them.
+    A file that is back by the time the loop looks (delete-and-write saves) changes nothing."""
+    coach = seeded
+    attribute(coach, "priya-raman")
+    _skip_loop(coach)
+    gap = coach.store.one("select * from gaps where rep_id = 'priya-raman' and scorecard_id = 'discovery' and status = 'open'")
+    assert gap
+    coach.store.db["gates"].insert({"rep_id": "priya-raman", "activity": "demo", "certification_id": "qualification",
+                                    "gap_id": gap["id"], "status": "blocked", "reason": "gap"})
+    coach.store.db["assignments"].insert({"rep_id": "priya-raman", "gap_id": gap["id"], "status": "assigned", "source": "gap"})
+    card = playbook_dir / "scorecards" / "discovery.yaml"
+    text = card.read_text()
+    version = coach.playbook.version_of("scorecards", "discovery")
+
+    # removed and back before the loop handles it: nothing closes
+    card.unlink()
+    coach.reload()
+    from tools.live import sync_playbook
+
+    sync_playbook(coach)
+    card.write_text(text)
+    coach.reload()
+    Orchestrator(coach).run_pending()
+    assert coach.store.one("select status from gaps where id = ?", (gap["id"],))["status"] == "open"
+
+    # a re-score is pending for it, then the file goes for good
+    edit_line(playbook_dir, "discovery", "budget_confirmed", **IMPOSSIBLE)
+    coach.reload()
+    Orchestrator(coach).run_pending()
+    assert [j["status"] for j in job_status(coach)] == ["pending"]
+    version = coach.playbook.version_of("scorecards", "discovery")
+    card.unlink()
+    coach.reload()
+    acts = Orchestrator(coach).run_pending()
+    row = coach.store.one("select * from gaps where id = ?", (gap["id"],))
+    assert row["status"] == "closed"
+    assert row["close_reason"] == f"scorecard discovery removed from the playbook (last version {version})"
+    assert coach.store.one("select count(*) n from gaps where scorecard_id = 'discovery' and status = 'open'")["n"] == 0
+    assert coach.store.one("select status from gates where gap_id = ?", (gap["id"],))["status"] == "lifted"
+    assert coach.store.one("select status from assignments where gap_id = ?", (gap["id"],))["status"] == "cancelled"
+    assert [j["status"] for j in job_status(coach)] == ["superseded"]
+    assert {a["kind"] for a in acts} >= {"gap.closed", "rescore.superseded"}
+    ev = [e for e in events(coach, "gap.closed") if e["data"].get("gap_id") == gap["id"]]
+    assert ev and ev[0]["data"]["scorecard_removed"] is True

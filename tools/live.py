@@ -203,6 +203,15 @@ def handle_playbook_changed(coach, ev: dict) -> list[dict]:
     return []
 
 
+def handle_playbook_removed(coach, ev: dict) -> list[dict]:
+    """The orchestrator's step for `playbook.removed`: a removed scorecard's open gaps close."""
+    from . import rubric_change
+
+    if (ev.get("data") or {}).get("kind") == "scorecards":
+        return rubric_change.plan_removal(coach, ev)
+    return []
+
+
 def observe(coach, ev: dict) -> list[dict]:
     """Run after the orchestrator handled any event (same transaction): rollout progress."""
     from . import rollout

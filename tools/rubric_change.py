@@ -158,25 +158,60 @@ def _close_gap(coach, gap: dict, reason: str, *, cause: int | None, data: dict, 
 def close_removed_line_gaps(coach, scorecard_id: str, line_id: str, version: str, *, cause: int | None = None) -> list[dict]:
     """Close every open gap on a rubric line that is no longer in the scorecard; lift its gates and
     cancel its active assignments. Returns [{gap_id, rep_id, line, reason, event_id}]."""
+    return _close_gaps_where(
+        coach, "scorecard_id = ? and line_id = ?", (scorecard_id, line_id),
+        f"rubric line {line_id} removed from scorecard {scorecard_id} in version {version}",
+        cause=cause, details={"removed_in_version": version},
+        data={"scorecard": scorecard_id, "version": version, "removed": True})
+
+
+def close_removed_scorecard_gaps(coach, scorecard_id: str, last_version: str | None, *, cause: int | None = None) -> list[dict]:
+    """Close every open gap of a scorecard whose file was removed from the playbook (its lines
+    are no longer measured, so nothing could close them); lift their gates and cancel their
+    active assignments. Returns [{gap_id, rep_id, line, reason, event_id, gates_lifted}]."""
+    return _close_gaps_where(
+        coach, "scorecard_id = ?", (scorecard_id,),
+        f"scorecard {scorecard_id} removed from the playbook" + (f" (last version {last_version})" if last_version else ""),
+        cause=cause, details={"scorecard_removed": last_version or True},
+        data={"scorecard": scorecard_id, "version": last_version, "removed": True, "scorecard_removed": True})
+
+
+def _close_gaps_where(coach, where: str, params: tuple, reason: str, *, cause: int | None, details: dict,
+                      data: dict) -> list[dict]:
     store = coach.store
-    reason = f"rubric line {line_id} removed from scorecard {scorecard_id} in version {version}"
     out = []
     with store.transaction():
-        gaps = store.query(
-            "select * from gaps where scorecard_id = ? and line_id = ? and status = 'open' order by id", (scorecard_id, line_id)
-        )
+        gaps = store.query(f"select * from gaps where {where} and status = 'open' order by id", params)
         for gap in gaps:
             try:
-                details = json.loads(gap.get("details") or "{}")
+                kept = json.loads(gap.get("details") or "{}")
             except ValueError:
-                details = {}
-            details["closed_by"] = "rubric_change"
-            details["removed_in_version"] = version
-            eid, gates = _close_gap(coach, gap, reason, cause=cause, details=details,
-                                    data={"scorecard": scorecard_id, "version": version, "removed": True})
-            out.append({"gap_id": gap["id"], "rep_id": gap["rep_id"], "line": line_id, "reason": reason, "event_id": eid,
-                        "gates_lifted": [g["id"] for g in gates]})
+                kept = {}
+            kept.update(closed_by="rubric_change", **details)
+            eid, gates = _close_gap(coach, gap, reason, cause=cause, details=kept, data=data)
+            out.append({"gap_id": gap["id"], "rep_id": gap["rep_id"], "line": gap["line_id"], "reason": reason,
+                        "event_id": eid, "gates_lifted": [g["id"] for g in gates]})
     return out
+
+
+def plan_removal(coach, event: dict) -> list[dict]:
+    """Handle `playbook.removed` for a scorecard (inside the orchestrator's transaction): close its
+    open gaps, and supersede its pending re-scoring. Nothing happens when the file is back by the
+    time the event is handled (an editor that saves by delete-and-write). Returns actions."""
+    data = event.get("data") or {}
+    sid = data.get("id")
+    if not sid or coach.playbook.get("scorecards", sid) is not None:
+        return []
+    acts = [{"kind": "gap.closed", "rep": g["rep_id"], "text": f"closed gap {g['gap_id']}: {g['reason']}", "data": g}
+            for g in close_removed_scorecard_gaps(coach, sid, data.get("previous"), cause=event["id"])]
+    store = coach.store
+    with store.transaction() as db:
+        for j in store.query("select id, params from jobs where kind = ? and status in ('pending', 'running')", (JOB_KIND,)):
+            if json.loads(j["params"] or "{}").get("scorecard") == sid:
+                db.execute("update jobs set status = 'superseded', updated_at = ? where id = ?", (now_iso(), j["id"]))
+                acts.append({"kind": "rescore.superseded", "rep": None, "data": {"job_id": j["id"], "scorecard": sid},
+                             "text": f"re-scoring job {j['id']} stopped: scorecard {sid} was removed"})
+    return acts
 
 
 def plan_change(coach, event: dict) -> list[dict]:
