@@ -208,3 +208,21 @@ def test_scoring_makes_no_reference_cycles():
     finally:
         if was:
             gc.enable()
+
+
+def test_long_texts_are_not_kept_between_calls():
+    """The caches are bounded by count; long texts are analysed afresh so they stay bounded in size."""
+    from tools.scoring import text
+
+    offline.clear_caches()
+    short = "so what budget have you set aside for this"
+    assert text.analysis_of(short, False) is text.analysis_of(short, False)
+    long = " ".join(["and we talked about the rollout plan for the new region"] * 40)
+    assert len(long) > text.CACHED_TEXT_MAX
+    assert text.analysis_of(long, False) is not text.analysis_of(long, False)
+    card = _cards()["discovery"]
+    from tools.transcripts.model import Turn
+
+    score_turns([Turn("Rep", long + ". What budget have you set aside?", role="rep"), Turn("Buyer", long, role="buyer")], card)
+    assert all(len(k) <= text.CACHED_TEXT_MAX for k in text._CORES)
+    assert all(len(k[1]) <= text.CACHED_TEXT_MAX for k in offline._SENTENCE_MAY)

@@ -309,7 +309,8 @@ def match_turn(
                 # the line's words first (the sentence's text alone), the clauses only where they
                 # match: most sentences of a call never need their clause analysis
                 found = _sentence_matches(sent, comp, small, kind)
-                remember(_SENTENCE_MATCHES, skey, found, 40_000)
+                if len(sent.text) <= _text.CACHED_TEXT_MAX:
+                    remember(_SENTENCE_MATCHES, skey, found, 40_000)
             if len(sent.memo) > 256:
                 sent.memo.clear()
             sent.memo[key] = found
@@ -424,7 +425,8 @@ def _may_match_text(tt: TurnText, comp: Compiled) -> bool:
         may = _SENTENCE_MAY.get(key)
         if may is None:
             may = _may_match_sentence(sent, comp)
-            remember(_SENTENCE_MAY, key, may, 40_000)
+            if len(sent.text) <= _text.CACHED_TEXT_MAX:
+                remember(_SENTENCE_MAY, key, may, 40_000)
         if may:
             return True
     return False
@@ -496,7 +498,8 @@ def _trigger_fires(comp: Compiled, text: str) -> bool:
     fired = _TRIGGER_FIRES.get(key)
     if fired is None:
         fired = _search_any(comp.trig_cued, text) and not any(n.search(text) for n in comp.trig_neg)
-        remember(_TRIGGER_FIRES, key, fired, 20_000)
+        if len(text) <= _text.CACHED_TEXT_MAX:
+            remember(_TRIGGER_FIRES, key, fired, 20_000)
     return fired
 
 

@@ -499,7 +499,7 @@ def _is_fragment(ws: list[str]) -> bool:
 
 
 def analyse_turn(index: int, role: str, speaker: str, text: str, punctuated: bool) -> TurnText:
-    return TurnText(index, role, speaker, text, _analyse_text(text, punctuated))
+    return TurnText(index, role, speaker, text, analysis_of(text, punctuated))
 
 
 _SENT_END = re.compile(r"[.?!]")
@@ -640,7 +640,8 @@ def _sentence_core(raw: str, a: int, b: int, raws: list[str], starts: list[int],
         if len(keep) != len(ws):
             ws, ss, es = [ws[k] for k in keep], [ss[k] for k in keep], [es[k] for k in keep]
     core = _SentenceCore(ws, ss, es, breaks) if ws else None
-    remember(_CORES, raw, core, 20_000)
+    if len(raw) <= CACHED_TEXT_MAX:
+        remember(_CORES, raw, core, 20_000)
     return core
 
 
@@ -807,9 +808,19 @@ def _embedded_continuation(prev: str, cur: str) -> bool:
 def analyse_call(turns: list) -> CallText:
     """Analyse every turn (objects with .speaker, .text, .role)."""
     punctuated = any("?" in (t.text or "") for t in turns)
-    an = _analyse_text
-    out = [TurnText(i, t.role or "buyer", t.speaker, t.text or "", an(t.text or "", punctuated)) for i, t in enumerate(turns)]
+    out = [TurnText(i, t.role or "buyer", t.speaker, t.text or "", analysis_of(t.text or "", punctuated))
+           for i, t in enumerate(turns)]
     return CallText(turns=out, punctuated=punctuated)
+
+
+# Texts longer than this are analysed afresh each time instead of cached: long monologues rarely
+# recur, and the caches are bounded by count, so this bounds their memory too.
+CACHED_TEXT_MAX = 1500
+
+
+def analysis_of(text: str, punctuated: bool) -> "_TurnAnalysis":
+    """The analysis of one turn's text: from the cache for ordinary turns."""
+    return _analyse_text(text, punctuated) if len(text) <= CACHED_TEXT_MAX else _TurnAnalysis(text, punctuated)
 
 
 # --------------------------------------------------------------------------- content words (examples)
