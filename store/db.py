@@ -33,6 +33,29 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def parse_utc(value: Any) -> datetime | None:
+    """A stored time (ISO 8601, 'Z' or offset, or a bare date) -> an aware UTC-or-offset datetime;
+    naive values are UTC; None when empty or not a time."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    text = str(value).strip().replace("Z", "+00:00")
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            dt = datetime.fromisoformat(text[:10])
+        except ValueError:
+            return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def iso_ms(dt: datetime) -> str:
+    """ISO 8601 UTC with milliseconds: '2026-11-26T01:23:45.678+00:00'."""
+    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 

@@ -37,9 +37,7 @@ from playbook.loader import POLICY_FILE, Playbook, content_version
 from playbook.models import KINDS
 from playbook.watch import PlaybookWatcher
 from store import versions as vstore
-from store.db import StoreError
-
-from .rollout import iso_ms
+from store.db import StoreError, iso_ms
 
 log = logging.getLogger("coachloop")
 

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
-from store.db import Store, now_iso
-from tools.rollout import parse_utc
+from store.db import Store, now_iso, parse_utc
 
 DETAIL_LIMIT = 500
 LIVE_VERDICTS = ("pass", "fail")

@@ -34,12 +34,11 @@ from typing import Any
 
 from playbook.models import RubricLine, Scenario, Scorecard
 from store import loop as q
-from store.db import StoreError
+from store.db import StoreError, iso_ms  # session times keep milliseconds, like every stored time
 from tools.scoring import score_turns
 from tools.transcripts.model import Turn
 
 from .feedback import is_question, mentions
-from .rollout import iso_ms  # session times keep milliseconds, like every stored time (now_iso)
 
 log = logging.getLogger("coachloop")
 
