@@ -136,11 +136,8 @@ def _merge_mappings(path: str, pairs: list[str], load_mapping) -> dict:
 def cmd_export(args: argparse.Namespace) -> int:
     from tools.export import export
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         man = export(coach, args.to, args.format, args.since, metrics=not args.no_metrics)
-    finally:
-        coach.close()
     if args.json:
         emit_json(man)
         return 0
@@ -178,12 +175,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             for m in items:
                 print(f"{m['name']:<22} {m['title']} ({m['unit']})\n{'':<22} {m['method']}")
         return 0
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         res = compute_metrics(coach, args.names or None, rep=args.rep, team=args.team, since=args.since, until=args.until,
                               weekly=args.weekly, details=args.details)
-    finally:
-        coach.close()
     if args.json:
         emit_json(res)
         return 0
@@ -220,11 +214,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from tools.report import write_report
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         info = write_report(coach, args.out, rep=args.rep, team=args.team, since=args.since, until=args.until)
-    finally:
-        coach.close()
     print(f"wrote {Path(args.out)} ({info['bytes']:,} bytes): {info['reps']} reps, {info['lines']} lines, "
           f"{info['closed_gaps']} closed gaps, {info['weeks']} weeks")
     return 0

@@ -84,8 +84,7 @@ def _pct(v) -> str:
 def cmd_attribute(args: argparse.Namespace) -> int:
     from tools.attribute import attribute, team_gaps
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         rep_id = _rep_id(coach, args.rep)
         if args.history:
             from tools.attribute import list_gaps
@@ -137,16 +136,13 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         for a in actions:
             print(f"- {a['rep'] + ': ' if a.get('rep') else ''}{a['text']}")
         return 0
-    finally:
-        coach.close()
 
 
 @command
 def cmd_run(args: argparse.Namespace) -> int:
     from server.orchestrator import Orchestrator, OrchestratorError
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         orch = Orchestrator(coach)
         if args.status:
             st = orch.status()
@@ -171,8 +167,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             who = f"{a['rep']}: " if a.get("rep") else ""
             print(f"- {who}{a['text']}")
         return 0
-    finally:
-        coach.close()
 
 
 def format_event(ev: dict) -> str:
@@ -197,8 +191,7 @@ def format_event(ev: dict) -> str:
 
 @command
 def cmd_events(args: argparse.Namespace) -> int:
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         rep_id = _rep_id(coach, args.rep)
         events = coach.store.events(rep_id=rep_id, since_id=args.since, limit=args.limit)
         if args.type:
@@ -211,8 +204,6 @@ def cmd_events(args: argparse.Namespace) -> int:
         for ev in events:
             print(format_event(ev))
         return 0
-    finally:
-        coach.close()
 
 
 # =========================================================================== remediation, practice, certification, gates
@@ -334,13 +325,10 @@ def _out(args: argparse.Namespace, obj, text: str) -> None:
 def cmd_feedback(args: argparse.Namespace) -> int:
     from tools.feedback import gap_feedback
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         fb = gap_feedback(coach, args.gap)
         _out(args, fb, fb["text"])
         return 0
-    finally:
-        coach.close()
 
 
 @command
@@ -355,14 +343,11 @@ def cmd_scenario_generate(args: argparse.Namespace) -> int:
             calls = [int(c) for c in args.calls.split(",") if c.strip()]
         except ValueError:
             raise CLIError(f"--calls: expected comma-separated call ids, got '{args.calls}'") from None
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         r = generate_scenario(coach, args.gap, rep_id=args.rep, line_id=args.line, call_ids=calls, difficulty=args.difficulty)
         verb = "wrote" if r["created"] else "unchanged"
         _out(args, r, f"{verb} {r['path']} (scenario {r['scenario_id']}, version {r['version']}, from calls {', '.join(map(str, r['call_ids']))})")
         return 0
-    finally:
-        coach.close()
 
 
 def _asg_line(a: dict) -> str:
@@ -379,8 +364,7 @@ def _asg_line(a: dict) -> str:
 def cmd_assign(args: argparse.Namespace) -> int:
     from tools.paths import assign_path, list_assignments
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         if args.list:
             rows = list_assignments(coach, args.rep)
             _out(args, rows, "\n".join(_asg_line(a) for a in rows) or f"no assignments for {args.rep}")
@@ -391,45 +375,36 @@ def cmd_assign(args: argparse.Namespace) -> int:
                         source="gap" if args.gap is not None else "manual", due=args.due)
         _out(args, a, ("already assigned: " if a.get("duplicate") else "assigned ") + _asg_line(a))
         return 0
-    finally:
-        coach.close()
 
 
 @command
 def cmd_practice_start(args: argparse.Namespace) -> int:
     from tools.roleplay import start_session
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         r = start_session(coach, args.rep, args.scenario, args.assignment)
         p = r["scenario"]["persona"]
         _out(args, r, f"session {r['session_id']} ({r['engine']} buyer; targets: {', '.join(r['targets'])})\n"
                       f"{p['name']} ({p['role']}): {r['buyer']}\n"
                       f"reply with: coachloop practice say {r['session_id']} \"...\"")
         return 0
-    finally:
-        coach.close()
 
 
 @command
 def cmd_practice_say(args: argparse.Namespace) -> int:
     from tools.roleplay import reply
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         r = reply(coach, args.session, " ".join(args.text))
         _out(args, r, f"buyer: {r['buyer']}")
         return 0
-    finally:
-        coach.close()
 
 
 @command
 def cmd_practice_end(args: argparse.Namespace) -> int:
     from tools.roleplay import end_session
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         r = end_session(coach, args.session)
         lines = [f"session {r['session_id']}: {'PASSED' if r['passed'] else 'FAILED'} (score {r['score']:.2f})"]
         for v in r["verdicts"]:
@@ -437,58 +412,46 @@ def cmd_practice_end(args: argparse.Namespace) -> int:
         lines.append(f"next: coachloop certify {r['session_id']}")
         _out(args, r, "\n".join(lines))
         return 0
-    finally:
-        coach.close()
 
 
 @command
 def cmd_practice_show(args: argparse.Namespace) -> int:
     from tools.roleplay import resume
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         r = resume(coach, args.session)
         lines = [f"session {r['session_id']} ({r['status']}), scenario {r['scenario'].get('id')}, targets {', '.join(r['targets'])}"]
         for t in r["turns"]:
             lines.append(f"  {t['role']:5} {t['text']}")
         _out(args, r, "\n".join(lines))
         return 0
-    finally:
-        coach.close()
 
 
 @command
 def cmd_practice_list(args: argparse.Namespace) -> int:
     from tools.roleplay import list_sessions
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         rows = list_sessions(coach, args.rep, args.status)
         _out(args, rows, "\n".join(f"{r['id']}  {r['rep_id']}  {r['scenario_id']}  {r['status']}" + (f"  score {r['score']:.2f}" if r.get("score") is not None else "") for r in rows) or "no sessions")
         return 0
-    finally:
-        coach.close()
 
 
 @command
 def cmd_practice_expire(args: argparse.Namespace) -> int:
     from tools.roleplay import expire_sessions
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         ids = expire_sessions(coach)
         _out(args, {"expired": ids}, f"expired {len(ids)} session(s)" + (": " + ", ".join(ids) if ids else ""))
         return 0
-    finally:
-        coach.close()
 
 
 @command
 def cmd_certify(args: argparse.Namespace) -> int:
     from tools.certify import certify
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         r = certify(coach, args.session)
         if r["status"] == "uncertified":
             _out(args, r, f"session {args.session}: not certified: {r['reason']}")
@@ -505,62 +468,48 @@ def cmd_certify(args: argparse.Namespace) -> int:
             text += "\nattempts used up: a manager must review and lift the gate (coachloop gate lift REP --by NAME --reason TEXT)"
         _out(args, r, text)
         return 0
-    finally:
-        coach.close()
 
 
 @command
 def cmd_gate_check(args: argparse.Namespace) -> int:
     from tools.gates import gate_check
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         r = gate_check(coach, args.rep, args.activity)
         text = f"{'ALLOWED' if r['allowed'] else 'BLOCKED'}: {r['rep_id']} {r['activity']}: {r['reason']}"
         if r.get("action") and not r["allowed"]:
             text += f"\nto do: {r['action']}"
         _out(args, r, text)
         return 0 if r["allowed"] else 3
-    finally:
-        coach.close()
 
 
 @command
 def cmd_gate_lift(args: argparse.Namespace) -> int:
     from tools.gates import lift
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         rows = lift(coach, args.rep, args.activity, by=args.by, reason=args.reason, gate_id=args.gate)
         _out(args, rows, "\n".join(f"lifted gate {g['id']}: {g['rep_id']} {g['activity']} (by {g['lifted_by']}: {g['lift_reason']})" for g in rows))
         return 0
-    finally:
-        coach.close()
 
 
 @command
 def cmd_gate_block(args: argparse.Namespace) -> int:
     from tools.gates import block
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         g = block(coach, args.rep, args.activity, by=args.by, reason=args.reason, certification_id=args.certification)
         _out(args, g, f"blocked gate {g['id']}: {g['rep_id']} {g['activity']} ({g['reason']})")
         return 0
-    finally:
-        coach.close()
 
 
 @command
 def cmd_gate_list(args: argparse.Namespace) -> int:
     from tools.gates import list_gates
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         rows = list_gates(coach, args.rep, args.status)
         _out(args, rows, "\n".join(
             f"gate {g['id']}: {g['rep_id']} {g['activity']} {g['status']}" + (f" [{g['certification_id']}]" if g.get("certification_id") else "") + f": {g.get('reason') or ''}"
             for g in rows) or "no gates")
         return 0
-    finally:
-        coach.close()

@@ -99,11 +99,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     from tools.live import scorecard_diff
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         d = scorecard_diff(coach, args.scorecard, args.v1, args.v2)
-    finally:
-        coach.close()
     if args.json:
         emit_json(d)
         return 0
@@ -132,8 +129,7 @@ def _short(value, limit: int = 70) -> str:
 def cmd_show_version(args: argparse.Namespace) -> int:
     from tools.live import artifact_text, artifact_versions
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         if args.list:
             rows = artifact_versions(coach, args.kind, args.id)
             if args.json:
@@ -146,8 +142,6 @@ def cmd_show_version(args: argparse.Namespace) -> int:
                     print(f"{r['version']}  {r['first_seen']}  {r['path']}  {r['bytes']} bytes{'  (live)' if r['live'] else ''}")
             return 0
         a = artifact_text(coach, args.kind, args.id, args.version)
-    finally:
-        coach.close()
     if args.json:
         emit_json(a)
     else:

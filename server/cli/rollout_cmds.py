@@ -84,11 +84,8 @@ def _fmt_rollout(r: dict) -> list[str]:
 def cmd_rollout_status(args: argparse.Namespace) -> int:
     from tools.rollout import rollout_status
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         rows = rollout_status(coach, args.id)
-    finally:
-        coach.close()
     if args.json:
         emit_json({"rollouts": rows})
         return 0
@@ -104,8 +101,7 @@ def cmd_rollout_status(args: argparse.Namespace) -> int:
 def cmd_jobs(args: argparse.Namespace) -> int:
     from tools.rubric_change import job_status, run_pending_jobs
 
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         if args.run:
             from server.orchestrator import Orchestrator
             from tools.live import enable_live
@@ -118,8 +114,6 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             if ran:
                 orch.run_pending()
         rows = job_status(coach)
-    finally:
-        coach.close()
     if args.json:
         emit_json({"jobs": rows})
         return 0

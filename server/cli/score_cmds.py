@@ -235,8 +235,7 @@ def react(coach, show: bool = False) -> int:
 @command
 def cmd_score(args: argparse.Namespace) -> int:
     meta = _meta(args)
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         def on_result(result: dict) -> None:
             if args.json:
                 emit_json(json_line(result))
@@ -266,8 +265,6 @@ def cmd_score(args: argparse.Namespace) -> int:
         if not args.json and (total.files > 1 or total.failed):
             print(f"{total.scored} scored, {total.duplicates} already stored, {len(total.failed)} failed")
         return 1 if total.failed else rc
-    finally:
-        coach.close()
 
 
 STDIN_NAME = "<stdin>"
@@ -345,8 +342,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 @command
 def cmd_rescore(args: argparse.Namespace) -> int:
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         bar = Progress(not args.json)
         result = rescore(coach, args.scorecard_id, since=args.since, progress=lambda d, t: bar(d, t), force=args.force)
         rc = react(coach, show=not args.json) if result["changed_calls"] else 0
@@ -364,14 +360,11 @@ def cmd_rescore(args: argparse.Namespace) -> int:
             for line, counts in sorted(result["by_line"].items()):
                 print(f"  {line:<28} " + ", ".join(f"{k}: {n}" for k, n in sorted(counts.items())))
         return rc
-    finally:
-        coach.close()
 
 
 @command
 def cmd_override(args: argparse.Namespace) -> int:
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         if args.export_tests:
             if args.call or args.verdict:
                 raise CLIError("--export-tests writes files only; record an override in a separate command")
@@ -396,14 +389,11 @@ def cmd_override(args: argparse.Namespace) -> int:
             print(f"call {result['call']} {result['line']}: {result['before']} -> {result['verdict']} "
                   f"(engine: {result['engine_verdict']}) by {result['by']}: {result['reason']}; score now {result['score']:.2f}")
         return rc
-    finally:
-        coach.close()
 
 
 @command
 def cmd_calls(args: argparse.Namespace) -> int:
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         rows = list_calls(coach, rep=args.rep, scorecard_id=args.scorecard_id, since=args.since)
         if args.limit:
             rows = rows[-args.limit:]
@@ -417,14 +407,11 @@ def cmd_calls(args: argparse.Namespace) -> int:
             print(f"call {r['id']:<6} {r['occurred_at'] or '':<26} {r['rep_id']:<20} {r['call_type']:<10} "
                   f"{r['scorecard_id'] or '':<12} score {r['score'] or 0:.2f}  {r['source_name'] or ''}")
         return 0
-    finally:
-        coach.close()
 
 
 @command
 def cmd_call(args: argparse.Namespace) -> int:
-    coach = open_coach(args)
-    try:
+    with open_coach(args) as coach:
         result = get_call(coach, args.call, turns=args.turns)
         if args.json:
             emit_json(result)
@@ -435,5 +422,3 @@ def cmd_call(args: argparse.Namespace) -> int:
             for i, t in enumerate(result["turns"]):
                 print(f"  [{i}] {t['speaker']} ({t.get('role')}): {t['text']}")
         return 0
-    finally:
-        coach.close()
