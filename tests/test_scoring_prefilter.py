@@ -226,3 +226,19 @@ def test_long_texts_are_not_kept_between_calls():
     score_turns([Turn("Rep", long + ". What budget have you set aside?", role="rep"), Turn("Buyer", long, role="buyer")], card)
     assert all(len(k) <= text.CACHED_TEXT_MAX for k in text._CORES)
     assert all(len(k[1]) <= text.CACHED_TEXT_MAX for k in offline._SENTENCE_MAY)
+
+
+def test_a_very_long_phrase_in_a_line_still_scores():
+    """The combined cue regexes cut cue strings short (prefilter.MAX_CUE): a paragraph pasted as a
+    phrase neither breaks compiling the line nor stops it matching."""
+    from playbook.models import RubricLine, Scorecard
+    from tools.transcripts.model import Turn
+
+    long_phrase = " ".join(f"word{i}" for i in range(600))  # ~4,900 characters
+    card = Scorecard(id="long", title="Long", lines=[
+        RubricLine(id="said_it", title="Said it", kind="statement", phrases=[long_phrase, "budget"]),
+        RubricLine(id="nested", title="Nested", kind="statement", phrases=["a" * k for k in range(1, 400)])])
+    turns = [Turn("Rep", f"Okay so {long_phrase} and that is all.", role="rep"), Turn("Buyer", "Fine.", role="buyer")]
+    offline.clear_caches()
+    res = {ln.id: ln.verdict for ln in score_turns(turns, card).lines}
+    assert res == {"said_it": "pass", "nested": "fail"}

@@ -121,12 +121,17 @@ def _longest_trie_regex(strings: set[str]) -> str:
     return build(_trie(strings))
 
 
+# Cue strings are cut to this length in the combined regexes (a text holding a string holds its
+# start too), which keeps the trie shallow however long a phrase in a scorecard is.
+MAX_CUE = 40
+
+
 def _first_groups(cue_sets: list) -> set[str] | None:
     strings: set[str] = set()
     for groups in cue_sets:
         if not groups:
             return None
-        strings.update(groups[0])
+        strings.update(w[:MAX_CUE] for w in groups[0])
     if not strings or any("\n" in w for w in strings):  # callers search texts joined by line breaks
         return None
     return strings
@@ -139,7 +144,16 @@ def any_cue_regex(cue_sets: list) -> re.Pattern | None:
     pattern holds one of that group's strings), so a text where the combined regex finds nothing
     cannot match any of them. None when some pattern has no cue (nothing can be skipped)."""
     strings = _first_groups(cue_sets)
-    return None if strings is None else re.compile(_trie_regex(strings))
+    return None if strings is None else _compile(_trie_regex(strings))
+
+
+def _compile(pattern: str) -> re.Pattern | None:
+    """A prefilter's regex, or None (no shortcut) when the regex engine refuses it (a trie of
+    very long nested phrases can be too deep for it)."""
+    try:
+        return re.compile(pattern)
+    except (re.error, RecursionError, OverflowError):
+        return None
 
 
 class CueIndex:
@@ -160,7 +174,7 @@ class CueIndex:
         owners: dict[str, set[int]] = {}
         for i, groups in enumerate(cue_sets):
             for w in groups[0]:
-                owners.setdefault(w, set()).add(i)
+                owners.setdefault(w[:MAX_CUE], set()).add(i)
         # the scan reports the longest string at each position; the shorter ones it holds at its
         # start are there too, so each string stands for the patterns of all its cue prefixes
         by_found = {}
@@ -169,7 +183,8 @@ class CueIndex:
             for k in range(1, len(w) + 1):
                 pats |= owners.get(w[:k], set())
             by_found[w] = tuple(sorted(pats))
-        return cls(re.compile("(?=(" + _longest_trie_regex(strings) + "))"), by_found)
+        scan = _compile("(?=(" + _longest_trie_regex(strings) + "))")
+        return None if scan is None else cls(scan, by_found)
 
     def candidates(self, text: str) -> list[int]:
         found = {m.group(1) for m in self.scan.finditer(text)}
