@@ -10,7 +10,8 @@ column types. The schema is documented in docs/DATA.md.
 
 Cursor: every table's `updated_at` is kept by triggers as ISO 8601 UTC with milliseconds
 (`2026-03-14T15:30:00.123Z`), in one format, so it sorts as text. The export reads every table in
-one read transaction (a consistent snapshot); the new cursor is the largest `updated_at` it saw.
+one read transaction (a consistent snapshot) on a read-only connection of its own, so scoring and
+the loop keep writing while it runs; the new cursor is the largest `updated_at` it saw.
 Loads are inclusive (`>=`), so a row can come twice across exports: load by upsert on the primary
 key. SQLite has one writer at a time, so no row can commit later with an older `updated_at`.
 """
@@ -19,6 +20,8 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sqlite3
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -149,40 +152,32 @@ def export(coach_or_store, out_dir: str | Path, fmt: str = "csv", since: str | N
     started = datetime.now(timezone.utc)
     tables: dict[str, Any] = {}
     new_cursor = cursor
-    with store.lock:
-        conn = store.db.conn
-        own_txn = not conn.in_transaction
-        if own_txn:
-            conn.execute("BEGIN")  # one snapshot for every table (WAL readers do not block writers)
-        try:
-            for table in export_tables(store):
-                schema = table_schema(store, table)
-                cols = [(c["name"], c["type"]) for c in schema["columns"]]
-                has_cursor = any(c == "updated_at" for c, _ in cols)
-                sql = f"select {', '.join(f'[{c}]' for c, _ in cols)} from [{table}]"
-                params: list = []
-                if cursor and has_cursor:
-                    sql += " where updated_at >= ?"
-                    params.append(cursor)
-                order = ", ".join(f"[{k}]" for k in schema["primary_key"]) or "rowid"
-                sql += f" order by {order}"
-                path = out / f"{table}.{ext}"
-                w = _Writer(path, fmt, cols)
-                top = None
-                ui = next((i for i, (c, _) in enumerate(cols) if c == "updated_at"), None)
-                try:
-                    for row in _iter(conn, sql, params):
-                        w.write(tuple(row))
-                        if ui is not None and row[ui] and (top is None or row[ui] > top):
-                            top = row[ui]
-                finally:
-                    w.close()
-                if top and (new_cursor is None or top > new_cursor):
-                    new_cursor = top
-                tables[table] = {"file": path.name, "rows": w.rows, "incremental": has_cursor, **schema}
-        finally:
-            if own_txn:
-                conn.execute("COMMIT")
+    with _read_snapshot(store) as conn:  # one snapshot for every table
+        for table in _tables_in(conn):
+            schema = _schema_in(conn, table)
+            cols = [(c["name"], c["type"]) for c in schema["columns"]]
+            has_cursor = any(c == "updated_at" for c, _ in cols)
+            sql = f"select {', '.join(f'[{c}]' for c, _ in cols)} from [{table}]"
+            params: list = []
+            if cursor and has_cursor:
+                sql += " where updated_at >= ?"
+                params.append(cursor)
+            order = ", ".join(f"[{k}]" for k in schema["primary_key"]) or "rowid"
+            sql += f" order by {order}"
+            path = out / f"{table}.{ext}"
+            w = _Writer(path, fmt, cols)
+            top = None
+            ui = next((i for i, (c, _) in enumerate(cols) if c == "updated_at"), None)
+            try:
+                for row in _iter(conn, sql, params):
+                    w.write(tuple(row))
+                    if ui is not None and row[ui] and (top is None or row[ui] > top):
+                        top = row[ui]
+            finally:
+                w.close()
+            if top and (new_cursor is None or top > new_cursor):
+                new_cursor = top
+            tables[table] = {"file": path.name, "rows": w.rows, "incremental": has_cursor, **schema}
     if metrics:
         from tools.metrics import compute_metrics, series_rows
 
@@ -208,6 +203,47 @@ def export(coach_or_store, out_dir: str | Path, fmt: str = "csv", since: str | N
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return manifest
+
+
+@contextmanager
+def _read_snapshot(store: Store):
+    """A connection holding one read transaction: every table exported from the same snapshot.
+    On a database file it is a connection of its own (read-only; in WAL mode writers go on while
+    it reads, so an export never holds up scoring); an in-memory store is read on its own
+    connection under its lock."""
+    if store.path == ":memory:":
+        with store.lock:
+            conn = store.db.conn
+            own = not conn.in_transaction
+            if own:
+                conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                if own:
+                    conn.execute("COMMIT")
+        return
+    conn = sqlite3.connect(Path(store.path).expanduser().resolve().as_uri() + "?mode=ro", uri=True,
+                           isolation_level=None, timeout=30, check_same_thread=False)
+    try:
+        conn.execute("BEGIN")
+        yield conn
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def _tables_in(conn) -> list[str]:
+    names = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")]
+    return [t for t in names if t not in SKIP_TABLES and not t.startswith("sqlite_") and not t.endswith("_fts")]
+
+
+def _schema_in(conn, table: str) -> dict:
+    """table_schema, read on the export's own connection."""
+    info = list(conn.execute(f"pragma table_info([{table}])"))  # cid, name, type, notnull, default, pk
+    cols = [{"name": r[1], "type": (r[2] or "TEXT").upper()} for r in info]
+    pks = [r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5])]
+    return {"columns": cols, "primary_key": pks or ["rowid"]}
 
 
 def _iter(conn, sql: str, params: list) -> Iterator[tuple]:
