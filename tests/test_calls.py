@@ -310,3 +310,14 @@ def test_turns_json_and_content_hash_are_the_plain_json_texts():
     norm = [[t.speaker.strip().lower(), " ".join(t.text.split()).lower()] for t in turns]
     assert tr.content_hash() == hashlib.sha256(_json.dumps(norm, ensure_ascii=False).encode()).hexdigest()
     assert Transcript([], "turns").content_hash() == hashlib.sha256(b"[]").hexdigest()
+
+
+def test_a_named_rep_sharing_a_first_name_is_not_merged_into_another(coach):
+    """`--rep "Priya Shah"` with "Priya Raman" on the roster is a new rep, not an alias of
+    Priya Raman; "Priya R." still is her."""
+    from tools.calls import _resolve_or_create_rep
+
+    upsert_rep(coach.store, "Priya Raman")
+    shah = _resolve_or_create_rep(coach.store, "Priya Shah", "Priya Shah", True)
+    assert shah["id"] == "priya-shah" and "Priya Shah" not in get_rep(coach.store, "priya-raman")["aliases"]
+    assert _resolve_or_create_rep(coach.store, "Priya R.", None, False)["id"] == "priya-raman"

@@ -27,6 +27,7 @@ from store.db import StoreError, dumps, now_iso
 from store.deals import find_deal, parse_when, record_deal
 from store.reps import list_reps, resolve_rep, roster, upsert_rep
 from tools.transcripts import Transcript, TranscriptError, identify_rep, read_transcript
+from tools.transcripts.identify import same_person
 
 log = logging.getLogger("coachloop")
 
@@ -104,8 +105,7 @@ def _resolve_or_create_rep(store, speaker: str, rep: str | None, declared: bool)
     if found is None:
         # speaker "Priya" or "Priya R." on a call, roster "Priya Raman": identify_rep matched it by
         # first name; the rep is the one roster rep with that first name
-        first = speaker.split()[0].casefold() if speaker.split() else ""
-        cands = [r for r in list_reps(store) if r["name"].split() and r["name"].split()[0].casefold() == first]
+        cands = [r for r in list_reps(store) if same_person(speaker, r["name"])]
         if len(cands) == 1:
             found = cands[0]
     if found is not None:

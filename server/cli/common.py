@@ -46,10 +46,9 @@ def iso_date(value: str) -> str:
     from datetime import date
 
     try:
-        date.fromisoformat(value.strip()[:10])
+        return date.fromisoformat(value.strip()).isoformat()
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{value}' is not a date; use YYYY-MM-DD") from None
-    return value.strip()
 
 
 def playbook_dir(args: argparse.Namespace) -> str:

@@ -10,7 +10,7 @@ def _norm(s: str) -> str:
     return " ".join(s.split()).casefold()
 
 
-def _same_person(a: str, b: str) -> bool:
+def same_person(a: str, b: str) -> bool:
     """First names equal and the rest compatible: "Priya" ~ "Priya Raman" ~ "Priya R.", but
     "Priya Shah" is not "Priya Raman"."""
     ta = [w.strip(".,") for w in _norm(a).split(" ") if w.strip(".,")]
@@ -49,7 +49,7 @@ def _match_name(wanted: str, speakers: list[str]) -> tuple[list[str], str]:
     if hits:
         return hits, "name words"
     # "Priya" -> "Priya Raman"; "Priya Raman" -> Zoom display name "Priya"; "pri" -> "Priya Raman"
-    hits = [s for s in speakers if _same_person(s, wanted)]
+    hits = [s for s in speakers if same_person(s, wanted)]
     if hits:
         return hits, "first name"
     hits = [s for s in speakers if _norm(s).startswith(w)]
@@ -102,7 +102,7 @@ def identify_rep(transcript: Transcript, rep: str | None, roster: list[str]) -> 
         raise TranscriptError(src, f"cannot tell which speaker is the rep: several speakers are on the roster "
                                    f"({_listing(hits)}); pass --rep NAME")
     # first names: speaker "Priya" with roster "Priya Raman", or speaker "Priya R." with roster "Priya"
-    hits = [s for s in speakers if any(_same_person(s, r) for r in names)]
+    hits = [s for s in speakers if any(same_person(s, r) for r in names)]
     if len(hits) == 1:
         return hits[0]
     ambiguous_first = hits
