@@ -213,10 +213,10 @@ def ingest_paths(
     told: list[tuple[Callable[[dict], None] | None, dict]] = []
 
     def tell() -> None:
-        while told:
-            fn, payload = told.pop(0)
+        for fn, payload in told:
             if fn:
                 fn(payload)
+        told.clear()
 
     def ok(result: dict) -> None:
         summary.calls.append(result["call"])
@@ -240,8 +240,6 @@ def ingest_paths(
                 for i, f in enumerate(files[start:start + chunk], start=start + 1):
                     try:
                         ok(ingest_file(coach, f, **meta))
-                    except BrokenPipeError:
-                        raise
                     except FILE_ERRORS as exc:
                         fail(str(f), exc)
                     if progress:
@@ -276,8 +274,6 @@ def ingest_paths(
                             if digest:
                                 _record(coach, path, digest, "failed", None, _entry_text(payload))
                             failed(payload)
-                    except BrokenPipeError:
-                        raise
                     except FILE_ERRORS as exc:
                         if status == "ok":
                             _record(coach, path, digest, "failed", None, str(exc))

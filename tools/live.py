@@ -88,6 +88,12 @@ def _snapshot(pb: Playbook) -> dict[str, tuple[str, str, str, str, str]]:
     return out
 
 
+def _in_sync(coach, pb: Playbook, pointer: dict) -> bool:
+    """Has this playbook (this very object) been recorded as served, problems included?"""
+    return getattr(coach, "_live_synced", None) is pb and pointer == _versions(pb) and \
+        set(vstore.invalid_files(coach.store)) == {p.file for p in pb.problems}
+
+
 def sync_playbook(coach, *, force: bool = False) -> dict:
     """Record the served versions and append the change events (see the module docstring).
 
@@ -97,10 +103,11 @@ def sync_playbook(coach, *, force: bool = False) -> dict:
     pb = coach.playbook
     store = coach.store
     out: dict[str, list] = {"changed": [], "removed": [], "invalid": [], "recovered": [], "new_versions": []}
+    if not force and _in_sync(coach, pb, vstore.live_pointer(store)):
+        return out  # the common case, after every scored call: plain reads, no write lock
     with store.transaction():
         pointer = vstore.live_pointer(store)
-        if not force and getattr(coach, "_live_synced", None) is pb and pointer == _versions(pb) and \
-                set(vstore.invalid_files(store)) == {p.file for p in pb.problems}:
+        if not force and _in_sync(coach, pb, pointer):  # another writer recorded it meanwhile
             return out
         now = datetime.now(timezone.utc)
         snap = _snapshot(pb)
