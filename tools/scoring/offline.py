@@ -119,9 +119,9 @@ def _has_cues(groups: tuple, text: str) -> bool:
     return True
 
 
-def _search_any(cued: list, text: str) -> bool:
-    """any(rx.search(text)) over cued regexes, skipping those that cannot match."""
-    plain = _plain(text)
+def _runnable(cued: list, text: str, plain: bool):
+    """The regexes of `cued`, in order, leaving out those whose cues `text` lacks (cues only count
+    on `plain` text: see _plain)."""
     for single, groups, rx in cued:
         if plain:
             if single is not None:
@@ -129,9 +129,12 @@ def _search_any(cued: list, text: str) -> bool:
                     continue
             elif groups is not None and not _has_cues(groups, text):
                 continue
-        if rx.search(text):
-            return True
-    return False
+        yield rx
+
+
+def _search_any(cued: list, text: str) -> bool:
+    """any(rx.search(text)) over cued regexes, skipping those that cannot match."""
+    return any(rx.search(text) for rx in _runnable(cued, text, _plain(text)))
 
 
 def _plain(text: str) -> bool:
@@ -346,13 +349,7 @@ def _sentence_matches(sent: Sentence, comp: Compiled, small: list[re.Pattern], k
         cued = comp.pos_cued
         if plain and comp.pos_index is not None:  # only the patterns whose cues are in the sentence
             cued = [cued[i] for i in comp.pos_index.candidates(text)]
-        for single, groups, rx in cued:
-            if plain:
-                if single is not None:
-                    if single not in text:
-                        continue
-                elif groups is not None and not _has_cues(groups, text):
-                    continue
+        for rx in _runnable(cued, text, plain):
             for m in rx.finditer(text):
                 spans.append((m.start(), max(m.end(), m.start() + 1), m.group(0)))
         for a, b in _example_hits(sent, comp):
@@ -510,10 +507,8 @@ def _fail_reason(line: RubricLine, default: str) -> str:
     return line.fail_reason or default
 
 
-def judge_line(call: CallText, line: RubricLine, card: Scorecard, small: list[re.Pattern],
-               first_q: tuple[int, int, int] | None | str = "find") -> LineVerdict:
-    """One line's verdict. `first_q`: the rep's first real question (see first_real_question),
-    or "find" to look for it where the line needs it."""
+def judge_line(call: CallText, line: RubricLine, card: Scorecard, small: list[re.Pattern]) -> LineVerdict:
+    """One line's verdict."""
     comp = compiled(line)
     small_key = "\x00".join(p.pattern for p in small)
     n = len(call.turns)
@@ -545,23 +540,18 @@ def judge_line(call: CallText, line: RubricLine, card: Scorecard, small: list[re
     if line.kind == "agreement":
         return _judge_agreement(call, line, comp, cands)
     before = None
-    if line.before_first_question and first_q == "find":
-        # only a first question among the candidate turns changes anything: look no further
-        first_q = first_real_question(call, small, upto=cands[-1].index) if cands else None
-    bfq = line.before_first_question and first_q is not None
-    may_key = comp.key if comp.pos or comp.examples else None  # None: any question will do
+    first_q = None
+    if line.before_first_question and cands:
+        # the rep's first real question: only one among the candidate turns changes anything
+        first_q = first_real_question(call, small, upto=cands[-1].index)
     for tt in cands:
-        if bfq:
+        if first_q is not None:
             if tt.index > first_q[0]:
                 break
             if tt.index == first_q[0]:
                 before = (first_q[1], first_q[2])
-        if may_key is not None:  # _may_match, inline: this loop runs for every line and turn
-            may = tt.memo.get(may_key)
-            if may is None:
-                may = _may_match(tt, comp)
-            if not may:
-                continue  # none of the line's words are in this turn
+        if not _may_match(tt, comp):
+            continue  # none of the line's words are in this turn
         hit = match_turn(tt, line, comp, small, before=before, small_key=small_key)
         if hit is None:
             continue
@@ -632,7 +622,7 @@ def _judge_agreement(call: CallText, line: RubricLine, comp: Compiled, cands: li
             # the other side proposed a specific time and this turn accepts it ("perfect, see you then")
             prev = turns[tt.index - 1] if tt.index > 0 else None
             if (prev is not None and not _speaker_ok(line.speaker, prev.role) and item(prev) is not None
-                    and any(c.question for c in prev.clauses) and _any(comp.agree, without_refusals(tt.text))
+                    and prev.has_question and _any(comp.agree, without_refusals(tt.text))
                     and not refuses(tt)):
                 return LineVerdict(id=line.id, verdict="pass", turn=tt.index, quote=_short(tt.original),
                                    reason=f"accepted the proposed time in turn {tt.index}")
@@ -647,13 +637,13 @@ def _judge_agreement(call: CallText, line: RubricLine, comp: Compiled, cands: li
         if prev_other and not any(refuses(b) for b in prev_other):
             own_item = prev_own is not None and item(prev_own) is not None
             for b in prev_other:
-                other_proposed = item(b) is not None and (agrees(b) or any(c.question for c in b.clauses))
-                confirms = own_item or PROPOSAL.search(tt.text) is not None or any(c.question for c in tt.clauses)
+                other_proposed = item(b) is not None and (agrees(b) or b.has_question)
+                confirms = own_item or PROPOSAL.search(tt.text) is not None or tt.has_question
                 if agrees(b) and (item(b) is not None and confirms or own_item) or other_proposed and _any(comp.agree, tt.text):
                     return LineVerdict(id=line.id, verdict="pass", turn=tt.index, quote=hit.quote,
                                        reason=f"agreed and confirmed in turn {tt.index} ('{hit.what[:60]}')")
         # 2. proposal accepted by the other side's next turn(s)
-        if accepted is None and (any(c.question for c in tt.clauses) or PROPOSAL.search(tt.text)):
+        if accepted is None and (tt.has_question or PROPOSAL.search(tt.text)):
             nxt = []
             for b in turns[tt.index + 1:]:
                 if _speaker_ok(line.speaker, b.role):

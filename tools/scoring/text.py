@@ -808,8 +808,7 @@ def _embedded_continuation(prev: str, cur: str) -> bool:
 def analyse_call(turns: list) -> CallText:
     """Analyse every turn (objects with .speaker, .text, .role)."""
     punctuated = any("?" in (t.text or "") for t in turns)
-    out = [TurnText(i, t.role or "buyer", t.speaker, t.text or "", analysis_of(t.text or "", punctuated))
-           for i, t in enumerate(turns)]
+    out = [analyse_turn(i, t.role or "buyer", t.speaker, t.text or "", punctuated) for i, t in enumerate(turns)]
     return CallText(turns=out, punctuated=punctuated)
 
 
