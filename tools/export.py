@@ -59,14 +59,18 @@ def normalise_cursor(since: str | None) -> str | None:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
-def table_schema(store: Store, table: str) -> dict:
-    cols = [{"name": c.name, "type": (c.type or "TEXT").upper()} for c in store.db[table].columns]
-    pks = store.db[table].pks
-    return {"columns": cols, "primary_key": pks if pks != ["rowid"] else ["rowid"]}
+def table_schema(conn, table: str) -> dict:
+    """Columns (name, declared type) and primary key of a table, read on `conn`."""
+    info = list(conn.execute(f"pragma table_info([{table}])"))  # cid, name, type, notnull, default, pk
+    cols = [{"name": r[1], "type": (r[2] or "TEXT").upper()} for r in info]
+    pks = [r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5])]
+    return {"columns": cols, "primary_key": pks or ["rowid"]}
 
 
-def export_tables(store: Store) -> list[str]:
-    return [t for t in store.db.table_names() if t not in SKIP_TABLES and not t.startswith("sqlite_") and not t.endswith("_fts")]
+def export_tables(conn) -> list[str]:
+    """The tables an export writes, read on `conn`."""
+    names = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")]
+    return [t for t in names if t not in SKIP_TABLES and not t.startswith("sqlite_") and not t.endswith("_fts")]
 
 
 class _Writer:
@@ -153,8 +157,8 @@ def export(coach_or_store, out_dir: str | Path, fmt: str = "csv", since: str | N
     tables: dict[str, Any] = {}
     new_cursor = cursor
     with _read_snapshot(store) as conn:  # one snapshot for every table
-        for table in _tables_in(conn):
-            schema = _schema_in(conn, table)
+        for table in export_tables(conn):
+            schema = table_schema(conn, table)
             cols = [(c["name"], c["type"]) for c in schema["columns"]]
             has_cursor = any(c == "updated_at" for c, _ in cols)
             sql = f"select {', '.join(f'[{c}]' for c, _ in cols)} from [{table}]"
@@ -231,19 +235,6 @@ def _read_snapshot(store: Store):
         conn.execute("COMMIT")
     finally:
         conn.close()
-
-
-def _tables_in(conn) -> list[str]:
-    names = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")]
-    return [t for t in names if t not in SKIP_TABLES and not t.startswith("sqlite_") and not t.endswith("_fts")]
-
-
-def _schema_in(conn, table: str) -> dict:
-    """table_schema, read on the export's own connection."""
-    info = list(conn.execute(f"pragma table_info([{table}])"))  # cid, name, type, notnull, default, pk
-    cols = [{"name": r[1], "type": (r[2] or "TEXT").upper()} for r in info]
-    pks = [r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5])]
-    return {"columns": cols, "primary_key": pks or ["rowid"]}
 
 
 def _iter(conn, sql: str, params: list) -> Iterator[tuple]:
