@@ -133,7 +133,7 @@ class Orchestrator:
         last = self.store.one("select coalesce(max(id), 0) m from events")["m"]
         cur = self.cursor
         failing = {k: v for k, v in self._failures().items() if int(k) > cur}
-        return {"cursor": cur, "last_event": last, "pending": max(last - cur, 0) and self.pending(), "failing": failing}
+        return {"cursor": cur, "last_event": last, "pending": self.pending() if last > cur else 0, "failing": failing}
 
     # ------------------------------------------------------------------ running
     def run_pending(self, *, limit: int | None = None) -> list[dict]:

@@ -418,8 +418,6 @@ def end_session(coach, session_id: str, *, now: datetime | str | None = None) ->
     targets = [t for t in scenario.targets if card.line(t) is not None]
     if not targets:
         raise SessionError(f"scenario '{scenario.id}' targets no line of scorecard '{card.id}'")
-    from tools.scoring import score_turns
-
     if not any((t.get("role") if isinstance(t, dict) else getattr(t, "role", None)) == "rep" for t in row["turns"] or []):
         raise SessionError(
             f"practice session {session_id}: the rep has not said anything yet, so there is nothing to score; "

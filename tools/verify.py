@@ -110,18 +110,13 @@ def readiness(coach, gap: dict) -> dict:
 def _step(store: Store, name: str, fn, problems: list[dict]):
     """Run one remediation step under a savepoint: a step that fails is undone alone and noted,
     so one broken step (say a scenario that cannot be built) does not cost the others."""
-    sp = f"remediate_{name}"
-    store.db.execute(f"SAVEPOINT {sp}")
     try:
-        out = fn()
+        with store.db.atomic():
+            return fn()
     except Exception as exc:  # noqa: BLE001 - reported in problems and in the log
-        store.db.execute(f"ROLLBACK TO {sp}")
-        store.db.execute(f"RELEASE {sp}")
         log.warning("remediation: %s failed: %s", name, exc)
         problems.append({"step": name, "error": f"{type(exc).__name__}: {exc}"})
         return None
-    store.db.execute(f"RELEASE {sp}")
-    return out
 
 
 def remediate_gap(coach, gap_id: int, *, difficulty: int | None = None, cause: int | None = None) -> dict:
