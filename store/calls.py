@@ -8,10 +8,9 @@ verdict is overridden; re-scoring updates the engine's verdict and leaves an ove
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from .db import Store, StoreError, dumps, now_iso
+from .db import Store, StoreError, dumps, iso_ms_z, now_iso
 
 CALL_COLUMNS = (
     "source_hash", "source_name", "format", "rep_id", "rep_speaker", "call_type", "scorecard_id",
@@ -24,7 +23,7 @@ VERDICT_COLUMNS = (
 )
 VERDICTS = ("pass", "fail", "na")
 
-# inserts also write `updated_at` (see updated_at_now)
+# inserts also write `updated_at` (see store.db.iso_ms_z)
 _CALL_INSERT_COLUMNS = (*CALL_COLUMNS, "updated_at")
 _VERDICT_INSERT_COLUMNS = (*VERDICT_COLUMNS, "updated_at")
 _INSERT_CALL = f"insert into calls ({', '.join(_CALL_INSERT_COLUMNS)}) values ({', '.join('?' for _ in _CALL_INSERT_COLUMNS)})"
@@ -54,7 +53,7 @@ def insert_call(store: Store, call: dict, verdicts: Iterable[dict]) -> tuple[int
         row.setdefault("scored_at", now)
         row.setdefault("live", 1)
         # written here in the format the touch triggers use, so they need not UPDATE each new row
-        row.setdefault("updated_at", updated_at_now())
+        row.setdefault("updated_at", iso_ms_z())
         if not isinstance(row.get("turns"), (str, type(None))):
             row["turns"] = dumps(row["turns"])
         cur = db.execute(_INSERT_CALL, [row.get(c) for c in _CALL_INSERT_COLUMNS])
@@ -85,10 +84,6 @@ def _verdict_values(call_id: int, v: dict, call: dict) -> list[Any]:
     ]
 
 
-def updated_at_now() -> str:
-    """Now as the `updated_at` triggers write it (schema.TS_SQL: `2026-01-31T12:00:00.123Z`)."""
-    n = datetime.now(timezone.utc)
-    return n.strftime("%Y-%m-%dT%H:%M:%S.") + f"{n.microsecond // 1000:03d}Z"
 
 
 def _call_row(row: dict, with_turns: bool) -> dict:

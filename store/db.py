@@ -56,6 +56,13 @@ def iso_ms(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def iso_ms_z(dt: datetime | None = None) -> str:
+    """`dt` (default now) as the `updated_at` triggers write it (schema.TS_SQL): UTC, milliseconds,
+    'Z' (`2026-01-31T12:00:00.123Z`): the export cursor's spelling."""
+    dt = (dt or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from store.db import Store
+from store.db import Store, iso_ms_z
 
 FORMATS = ("csv", "jsonl", "parquet")
 SKIP_TABLES = {"meta", "call_daily", "verdict_daily", "verdict_daily_all"}
@@ -55,8 +55,7 @@ def normalise_cursor(since: str | None) -> str | None:
     dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    dt = dt.astimezone(timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    return iso_ms_z(dt)
 
 
 def table_schema(conn, table: str) -> dict:
@@ -201,7 +200,7 @@ def export(coach_or_store, out_dir: str | Path, fmt: str = "csv", since: str | N
         "schema_version": store.schema_version,
         "since": cursor,
         "cursor": new_cursor,
-        "exported_at": started.strftime("%Y-%m-%dT%H:%M:%S.") + f"{started.microsecond // 1000:03d}Z",
+        "exported_at": iso_ms_z(started),
         "load": "upsert each table on its primary_key; replace metric_series; pass 'cursor' as --since next time",
         "tables": tables,
     }
