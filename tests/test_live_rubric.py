@@ -115,7 +115,7 @@ def test_job_resumes_after_a_crash_and_never_rescores_twice(seeded, playbook_dir
     coach = seeded
     _change(coach, playbook_dir, **IMPOSSIBLE)
     [job] = job_status(coach)
-    real = rubric_change._rescore_call
+    real = rubric_change._store_rescore
     seen: list[int] = []
 
     def crashing(coach_, call, *a, **kw):
@@ -124,17 +124,17 @@ def test_job_resumes_after_a_crash_and_never_rescores_twice(seeded, playbook_dir
         seen.append(call["id"])
         return real(coach_, call, *a, **kw)
 
-    monkeypatch.setattr(rubric_change, "_rescore_call", crashing)
+    monkeypatch.setattr(rubric_change, "_store_rescore", crashing)
     with pytest.raises(RuntimeError, match="power cut"):
         rubric_change.run_job(coach, job["id"], chunk=2)
     st = job_status(coach, job["id"])[0]
     assert st["status"] == "running" and st["done"] == 4  # chunks [1,2] [3,4] committed; [5,6] rolled back
-    monkeypatch.setattr(rubric_change, "_rescore_call", real)
+    monkeypatch.setattr(rubric_change, "_store_rescore", real)
     # a restart: a new process on the same database resumes from the cursor
     c2 = Coach(playbook_dir, coach.store.path)
     try:
         calls_done: list[int] = []
-        monkeypatch.setattr(rubric_change, "_rescore_call",
+        monkeypatch.setattr(rubric_change, "_store_rescore",
                             lambda co, call, *a, **kw: (calls_done.append(call["id"]), real(co, call, *a, **kw))[1])
         [st] = run_pending_jobs(c2, chunk=2)
         assert st["status"] == "done" and st["done"] == 8

@@ -386,20 +386,6 @@ def _store_rescore(coach, call: dict, card: Scorecard, version: str, new: dict[s
     return changes, score
 
 
-def _rescore_call(coach, call: dict, card: Scorecard, version: str, todo: tuple[list[str], list[str]] | None,
-                  engine: tuple[str, Any, str], old: dict[str, dict] | None = None,
-                  new: dict[str, dict] | None = None) -> tuple[list[dict], float, dict]:
-    """Score the lines of one call that need it and store them; returns (changes, score, call row)."""
-    if new is None:
-        lines = _lines_to_score(call, card, todo, engine)
-        new = score_lines(call.get("turns"), call.get("format"), call.get("source_name"), call.get("rep_speaker"), card, lines,
-                          version, engine[0], engine[1])
-    if old is None:
-        old = {v["line_id"]: v for v in call_store.verdicts_for(coach.store, call["id"])}
-    changes, score = _store_rescore(coach, call, card, version, new, old, engine)
-    return changes, score, call
-
-
 def run_job(coach, job_id: int, *, chunk: int = 500, max_seconds: float | None = None,
             progress: Callable[[int, int], None] | None = None, stop: Callable[[], bool] | None = None,
             workers: int | None = None) -> dict:
@@ -478,15 +464,14 @@ def _walk(coach, job_id, params, card, version, cache, engine, chunk, t0, max_se
         )
         news: dict[int, dict] = {}
         if batch:
-            todo = [(c, [ln.id for ln in _lines_to_score(c, card, cache.todo(c["scorecard_version"]), engine)]) for c in batch]
+            todo = [(c, _lines_to_score(c, card, cache.todo(c["scorecard_version"]), engine)) for c in batch]
             if pool is not None:
-                args = [(c["turns"], c["format"], c["source_name"], c["rep_speaker"], ids) for c, ids in todo]
+                args = [(c["turns"], c["format"], c["source_name"], c["rep_speaker"], [ln.id for ln in lines]) for c, lines in todo]
                 news = dict(zip((c["id"] for c in batch), pool.map(_worker_score, args, chunksize=8)))
             else:
-                for c, ids in todo:
+                for c, lines in todo:
                     if stop is not None and stop():
                         return job_status(coach, job_id)[0]  # nothing of this chunk written: redone on resume
-                    lines = [ln for ln in card.lines if ln.id in set(ids)]
                     news[c["id"]] = score_lines(c["turns"], c["format"], c["source_name"], c["rep_speaker"], card, lines,
                                                 version, engine[0], engine[1])
         # 2. write the chunk and move the cursor in one transaction (a crash redoes just this chunk)
@@ -512,8 +497,7 @@ def _walk(coach, job_id, params, card, version, cache, engine, chunk, t0, max_se
             batch = [c for c in batch if c["id"] in current and current[c["id"]] == c["scorecard_version"]]
             for call in batch:
                 before_version = call["scorecard_version"]
-                changes, score, _ = _rescore_call(coach, call, card, version, cache.todo(before_version), engine,
-                                                  old=olds.get(call["id"], {}), new=news.get(call["id"]))
+                changes, score = _store_rescore(coach, call, card, version, news[call["id"]], olds.get(call["id"], {}), engine)
                 cursor["rescored"] = cursor.get("rescored", 0) + 1
                 real = [c for c in changes if c["before"] != c["after"] or c["engine_before"] != c["engine_after"]]
                 if real:
