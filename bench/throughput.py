@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 wrk = f" + {res['workers']} workers x {res['worker_peak_rss_mb']:.1f} MB" if res["worker_peak_rss_mb"] else ""
                 print(f"{n:>7} calls: {res['seconds']:7.2f} s  {res['calls_per_s']:8.1f} calls/s  peak RSS {res['peak_rss_mb']:6.1f} MB{wrk}"
-                      f"  CPU {res['cpu_ms_per_call']} ms/call ({res['writer_cpu_ms_per_call']} writing)  (stored {res['stored']}, {res['verdicts']} verdicts, "
+                      f"  CPU {res['cpu_ms_per_call']} ms/call ({res['writer_cpu_ms_per_call']} in the writer process)  (stored {res['stored']}, {res['verdicts']} verdicts, "
                       f"failed {res['failed']}, db {res['db_mb']} MB, load avg {res['load_avg']})")
                 if res["failed"]:
                     print(f"         first errors: {res['first_errors']}")

@@ -53,8 +53,7 @@ def argument_error_text(tool: str, err: ValidationError, schema: dict | None = N
             msg = "required argument is missing"
         elif e.get("type") == "extra_forbidden":
             known = _fields_at(schema or {}, path[:-1])
-            close = difflib.get_close_matches(str(path[-1]), known, n=1, cutoff=0.6) if path else []
-            msg = "unknown field" + (f" (did you mean '{close[0]}'?)" if close else "") + (
+            msg = "unknown field" + (_did_you_mean(str(path[-1]), known) if path else "") + (
                 f"; the fields are: {', '.join(sorted(known))}" if known else "")
         elif "input" in e:
             shown = repr(e["input"])
@@ -69,12 +68,12 @@ def _fields_at(schema: dict, path: list) -> list[str]:
     for step in path:
         node = _deref(schema, node)
         node = (node.get("items") if isinstance(step, int) else (node.get("properties") or {}).get(step)) or {}
-    node = _deref(schema, node)
-    for alt in node.get("anyOf") or ():  # an optional object: the non-null branch
-        alt = _deref(schema, alt)
-        if alt.get("properties"):
-            node = alt
-    return list((node.get("properties") or {}).keys())
+    return list((_deref(schema, node).get("properties") or {}).keys())
+
+
+def _did_you_mean(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _deref(schema: dict, node: dict) -> dict:
@@ -95,8 +94,7 @@ def unknown_arguments_text(tool: str, schema: dict, arguments: dict) -> str | No
         return None
     parts = []
     for k in extra[:10]:
-        close = difflib.get_close_matches(k, list(props), n=1, cutoff=0.6)
-        parts.append(f"'{k}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        parts.append(f"'{k}'" + _did_you_mean(k, list(props)))
     return (f"unknown argument(s) for {tool}: {', '.join(parts)}; nothing was done. "
             f"{tool} takes: {', '.join(sorted(props))}")
 
@@ -108,7 +106,10 @@ def _concise_argument_errors(mcp: MCPServer) -> None:
 
     async def call_tool(name: str, arguments: dict, context: Any = None, convert_result: bool = False, **kw: Any):
         tool = tm.get_tool(name)
-        if tool is not None and isinstance(arguments, dict):
+        if tool is None:
+            known = ", ".join(sorted(t.name for t in tm.list_tools()))
+            raise ToolError(f"unknown tool {name!r}; this server's tools are: {known}")
+        if isinstance(arguments, dict):
             unknown = unknown_arguments_text(name, tool.parameters, arguments)
             if unknown:
                 raise ToolError(unknown)
@@ -117,10 +118,7 @@ def _concise_argument_errors(mcp: MCPServer) -> None:
         except ToolError as exc:
             cause = exc.__cause__
             if isinstance(cause, ValidationError) and not isinstance(exc, UnexpectedToolError):
-                raise ToolError(argument_error_text(name, cause, tool.parameters if tool is not None else None)) from cause
-            if tm.get_tool(name) is None:
-                known = ", ".join(sorted(t.name for t in tm.list_tools()))
-                raise ToolError(f"unknown tool {name!r}; this server's tools are: {known}") from None
+                raise ToolError(argument_error_text(name, cause, tool.parameters)) from cause
             raise
 
     tm.call_tool = call_tool  # type: ignore[method-assign]
