@@ -188,11 +188,7 @@ def _window(f: PlaybookFile, start_line: int, max_lines: int) -> PlaybookFile:
     return f
 
 
-def read_artifact(coach: Coach, kind: str | None, art_id: str | None, path: str | None, start_line: int = 1, max_lines: int = 100_000) -> PlaybookFile:
-    return _window(_read_artifact(coach, kind, art_id, path), start_line, max_lines)
-
-
-def _read_artifact(coach: Coach, kind: str | None, art_id: str | None, path: str | None) -> PlaybookFile:
+def read_artifact(coach: Coach, kind: str | None, art_id: str | None, path: str | None) -> PlaybookFile:
     pb = coach.playbook
     rel_in = _norm(path) if path else None
     if rel_in == POLICY_FILE:
@@ -332,7 +328,7 @@ def register(mcp, coach: Coach) -> None:
         start_line: Annotated[int, Field(ge=1, description="First line to return (1-based).")] = 1,
         max_lines: Annotated[int, Field(ge=1, le=1000, description="Lines per page (1-1000).")] = 300,
     ) -> PlaybookFile:
-        return read_artifact(coach, kind, id, path, start_line, max_lines)
+        return _window(read_artifact(coach, kind, id, path), start_line, max_lines)
 
     @mcp.tool(
         name="playbook_write",
