@@ -68,6 +68,18 @@ def open_coach(args: argparse.Namespace) -> Coach:
     return Coach(pdir, db_path(args))
 
 
+def answer(args: argparse.Namespace, obj: Any, text: str | Callable[[Any], None]) -> int:
+    """The command's answer: `obj` as JSON with --json, else `text` for people (or a printer
+    called with `obj`). Returns 0, the exit code."""
+    if args.json:
+        emit_json(obj)
+    elif callable(text):
+        text(obj)
+    else:
+        print(text)
+    return 0
+
+
 def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
     sys.stdout.flush()

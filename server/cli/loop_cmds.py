@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import CLIError, add_db, add_json, add_playbook, command, emit_json, open_coach
+from .common import CLIError, add_db, add_json, add_playbook, answer, command, emit_json, open_coach
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -314,20 +314,13 @@ def _register_remediation(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_gate_list)
 
 
-def _out(args: argparse.Namespace, obj, text: str) -> None:
-    if args.json:
-        emit_json(obj)
-    else:
-        print(text)
-
-
 @command
 def cmd_feedback(args: argparse.Namespace) -> int:
     from tools.feedback import gap_feedback
 
     with open_coach(args) as coach:
         fb = gap_feedback(coach, args.gap)
-        _out(args, fb, fb["text"])
+        answer(args, fb, fb["text"])
         return 0
 
 
@@ -346,7 +339,7 @@ def cmd_scenario_generate(args: argparse.Namespace) -> int:
     with open_coach(args) as coach:
         r = generate_scenario(coach, args.gap, rep_id=args.rep, line_id=args.line, call_ids=calls, difficulty=args.difficulty)
         verb = "wrote" if r["created"] else "unchanged"
-        _out(args, r, f"{verb} {r['path']} (scenario {r['scenario_id']}, version {r['version']}, from calls {', '.join(map(str, r['call_ids']))})")
+        answer(args, r, f"{verb} {r['path']} (scenario {r['scenario_id']}, version {r['version']}, from calls {', '.join(map(str, r['call_ids']))})")
         return 0
 
 
@@ -367,13 +360,13 @@ def cmd_assign(args: argparse.Namespace) -> int:
     with open_coach(args) as coach:
         if args.list:
             rows = list_assignments(coach, args.rep)
-            _out(args, rows, "\n".join(_asg_line(a) for a in rows) or f"no assignments for {args.rep}")
+            answer(args, rows, "\n".join(_asg_line(a) for a in rows) or f"no assignments for {args.rep}")
             return 0
         if args.gap is None and not args.path and not args.scenario:
             raise CLIError("give --gap ID, --path P or --scenario S (or --list)")
         a = assign_path(coach, args.rep, gap_id=args.gap, path_id=args.path, scenario_ids=args.scenario,
                         source="gap" if args.gap is not None else "manual", due=args.due)
-        _out(args, a, ("already assigned: " if a.get("duplicate") else "assigned ") + _asg_line(a))
+        answer(args, a, ("already assigned: " if a.get("duplicate") else "assigned ") + _asg_line(a))
         return 0
 
 
@@ -384,7 +377,7 @@ def cmd_practice_start(args: argparse.Namespace) -> int:
     with open_coach(args) as coach:
         r = start_session(coach, args.rep, args.scenario, args.assignment)
         p = r["scenario"]["persona"]
-        _out(args, r, f"session {r['session_id']} ({r['engine']} buyer; targets: {', '.join(r['targets'])})\n"
+        answer(args, r, f"session {r['session_id']} ({r['engine']} buyer; targets: {', '.join(r['targets'])})\n"
                       f"{p['name']} ({p['role']}): {r['buyer']}\n"
                       f"reply with: coachloop practice say {r['session_id']} \"...\"")
         return 0
@@ -396,7 +389,7 @@ def cmd_practice_say(args: argparse.Namespace) -> int:
 
     with open_coach(args) as coach:
         r = reply(coach, args.session, " ".join(args.text))
-        _out(args, r, f"buyer: {r['buyer']}")
+        answer(args, r, f"buyer: {r['buyer']}")
         return 0
 
 
@@ -410,7 +403,7 @@ def cmd_practice_end(args: argparse.Namespace) -> int:
         for v in r["verdicts"]:
             lines.append(f"  {v['verdict']:4} {v['id']}" + (f"  \"{v['quote']}\"" if v.get("quote") else "") + (f"  ({v['reason']})" if v.get("reason") and v["verdict"] != "pass" else ""))
         lines.append(f"next: coachloop certify {r['session_id']}")
-        _out(args, r, "\n".join(lines))
+        answer(args, r, "\n".join(lines))
         return 0
 
 
@@ -423,7 +416,7 @@ def cmd_practice_show(args: argparse.Namespace) -> int:
         lines = [f"session {r['session_id']} ({r['status']}), scenario {r['scenario'].get('id')}, targets {', '.join(r['targets'])}"]
         for t in r["turns"]:
             lines.append(f"  {t['role']:5} {t['text']}")
-        _out(args, r, "\n".join(lines))
+        answer(args, r, "\n".join(lines))
         return 0
 
 
@@ -433,7 +426,7 @@ def cmd_practice_list(args: argparse.Namespace) -> int:
 
     with open_coach(args) as coach:
         rows = list_sessions(coach, args.rep, args.status)
-        _out(args, rows, "\n".join(f"{r['id']}  {r['rep_id']}  {r['scenario_id']}  {r['status']}" + (f"  score {r['score']:.2f}" if r.get("score") is not None else "") for r in rows) or "no sessions")
+        answer(args, rows, "\n".join(f"{r['id']}  {r['rep_id']}  {r['scenario_id']}  {r['status']}" + (f"  score {r['score']:.2f}" if r.get("score") is not None else "") for r in rows) or "no sessions")
         return 0
 
 
@@ -443,7 +436,7 @@ def cmd_practice_expire(args: argparse.Namespace) -> int:
 
     with open_coach(args) as coach:
         ids = expire_sessions(coach)
-        _out(args, {"expired": ids}, f"expired {len(ids)} session(s)" + (": " + ", ".join(ids) if ids else ""))
+        answer(args, {"expired": ids}, f"expired {len(ids)} session(s)" + (": " + ", ".join(ids) if ids else ""))
         return 0
 
 
@@ -454,7 +447,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
     with open_coach(args) as coach:
         r = certify(coach, args.session)
         if r["status"] == "uncertified":
-            _out(args, r, f"session {args.session}: not certified: {r['reason']}")
+            answer(args, r, f"session {args.session}: not certified: {r['reason']}")
             return 0
         text = f"{r['certification_id']}: {r['status'].upper()} (score {r['score']:.2f}, attempt {r['attempt']}/{r.get('attempts_allowed')})"
         if r.get("lifted"):
@@ -466,7 +459,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
             text += f"\nnext practice: {r['next_scenario']}"
         if r["status"] == "needs_manager":
             text += "\nattempts used up: a manager must review and lift the gate (coachloop gate lift REP --by NAME --reason TEXT)"
-        _out(args, r, text)
+        answer(args, r, text)
         return 0
 
 
@@ -479,7 +472,7 @@ def cmd_gate_check(args: argparse.Namespace) -> int:
         text = f"{'ALLOWED' if r['allowed'] else 'BLOCKED'}: {r['rep_id']} {r['activity']}: {r['reason']}"
         if r.get("action") and not r["allowed"]:
             text += f"\nto do: {r['action']}"
-        _out(args, r, text)
+        answer(args, r, text)
         return 0 if r["allowed"] else 3
 
 
@@ -489,7 +482,7 @@ def cmd_gate_lift(args: argparse.Namespace) -> int:
 
     with open_coach(args) as coach:
         rows = lift(coach, args.rep, args.activity, by=args.by, reason=args.reason, gate_id=args.gate)
-        _out(args, rows, "\n".join(f"lifted gate {g['id']}: {g['rep_id']} {g['activity']} (by {g['lifted_by']}: {g['lift_reason']})" for g in rows))
+        answer(args, rows, "\n".join(f"lifted gate {g['id']}: {g['rep_id']} {g['activity']} (by {g['lifted_by']}: {g['lift_reason']})" for g in rows))
         return 0
 
 
@@ -499,7 +492,7 @@ def cmd_gate_block(args: argparse.Namespace) -> int:
 
     with open_coach(args) as coach:
         g = block(coach, args.rep, args.activity, by=args.by, reason=args.reason, certification_id=args.certification)
-        _out(args, g, f"blocked gate {g['id']}: {g['rep_id']} {g['activity']} ({g['reason']})")
+        answer(args, g, f"blocked gate {g['id']}: {g['rep_id']} {g['activity']} ({g['reason']})")
         return 0
 
 
@@ -509,7 +502,7 @@ def cmd_gate_list(args: argparse.Namespace) -> int:
 
     with open_coach(args) as coach:
         rows = list_gates(coach, args.rep, args.status)
-        _out(args, rows, "\n".join(
+        answer(args, rows, "\n".join(
             f"gate {g['id']}: {g['rep_id']} {g['activity']} {g['status']}" + (f" [{g['certification_id']}]" if g.get("certification_id") else "") + f": {g.get('reason') or ''}"
             for g in rows) or "no gates")
         return 0

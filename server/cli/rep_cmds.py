@@ -6,7 +6,7 @@ import argparse
 from store.deals import get_deal, record_deal
 from store.reps import get_rep, list_reps, upsert_rep
 
-from .common import add_db, add_json, add_playbook, command, emit_json, open_coach
+from .common import add_db, add_json, add_playbook, answer, command, emit_json, open_coach
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -85,21 +85,12 @@ def _print_rep(r: dict) -> None:
     print(f"{r['id']:<24} {r['name']:<24} {' '.join(extras)}{aliases}")
 
 
-def _answer(args: argparse.Namespace, obj: dict, printer) -> int:
-    """--json prints the object; otherwise `printer` writes it for people."""
-    if args.json:
-        emit_json(obj)
-    else:
-        printer(obj)
-    return 0
-
-
 @command
 def cmd_rep_add(args: argparse.Namespace) -> int:
     with open_coach(args) as coach:
         rep = upsert_rep(coach.store, args.name, id=args.id, team=args.team, manager=args.manager, segment=args.segment,
                          hire_date=args.hire_date, quota=args.quota, email=args.email, aliases=args.alias)
-        return _answer(args, rep, lambda r: print(f"rep {r['id']}: {r['name']}"))
+        return answer(args, rep, lambda r: print(f"rep {r['id']}: {r['name']}"))
 
 
 @command
@@ -119,7 +110,7 @@ def cmd_rep_list(args: argparse.Namespace) -> int:
 @command
 def cmd_rep_show(args: argparse.Namespace) -> int:
     with open_coach(args) as coach:
-        return _answer(args, get_rep(coach.store, args.rep), _print_rep)
+        return answer(args, get_rep(coach.store, args.rep), _print_rep)
 
 
 def _print_deal(d: dict) -> None:
@@ -136,10 +127,10 @@ def cmd_deal_record(args: argparse.Namespace) -> int:
     with open_coach(args) as coach:
         deal = record_deal(coach.store, args.id, name=args.name, rep=args.rep, amount=args.amount, stage=args.stage,
                            outcome=args.outcome, at=args.at, segment=args.segment)
-        return _answer(args, deal, _print_deal)
+        return answer(args, deal, _print_deal)
 
 
 @command
 def cmd_deal_show(args: argparse.Namespace) -> int:
     with open_coach(args) as coach:
-        return _answer(args, get_deal(coach.store, args.id), _print_deal)
+        return answer(args, get_deal(coach.store, args.id), _print_deal)
