@@ -60,6 +60,15 @@ def count(store, sql, *params):
     return store.one(sql, params)["n"]
 
 
+def opened_gap(coach):
+    """The weak calls scored and the loop run once: (store, orchestrator, the gap it opened)."""
+    s = coach.store
+    weak_calls(s)
+    o = Orchestrator(coach)
+    o.run_pending()
+    return s, o, s.one("select * from gaps")
+
+
 def test_run_pending_opens_and_remediates_once(coach, fake):
     s = coach.store
     weak_calls(s)
@@ -172,11 +181,7 @@ def certify_row(store, gap_id, rep="ana", status="passed"):
 
 
 def test_verification_closes_only_after_certification(coach, fake):
-    s = coach.store
-    weak_calls(s)
-    o = Orchestrator(coach)
-    o.run_pending()
-    gap = s.one("select * from gaps")
+    s, o, gap = opened_gap(coach)
     # a pass before the rep is ready (no certification, no passed practice) does not count
     early = add_call(s, "ana", all_pass())
     acts = o.run_pending()
@@ -199,11 +204,7 @@ def test_verification_closes_only_after_certification(coach, fake):
 
 
 def test_miss_after_certification_reopens_with_a_harder_scenario(coach, fake):
-    s = coach.store
-    weak_calls(s)
-    o = Orchestrator(coach)
-    o.run_pending()
-    gap = s.one("select * from gaps")
+    s, o, gap = opened_gap(coach)
     certify_row(s, gap["id"])
     add_call(s, "ana", all_pass(budget_confirmed="fail"))
     acts = o.run_pending()
@@ -226,11 +227,7 @@ def test_close_passes_from_policy(coach, fake):
     pb = coach.playbook_dir / "playbook.yaml"
     pb.write_text(pb.read_text().replace("close_passes: 1", "close_passes: 2"))
     coach.reload()
-    s = coach.store
-    weak_calls(s)
-    o = Orchestrator(coach)
-    o.run_pending()
-    gap = s.one("select * from gaps")
+    s, o, gap = opened_gap(coach)
     certify_row(s, gap["id"])
     add_call(s, "ana", all_pass())
     assert [a["kind"] for a in o.run_pending()] == ["verify.passed"]
@@ -239,10 +236,7 @@ def test_close_passes_from_policy(coach, fake):
 
 
 def test_verify_call_is_idempotent_and_needs_a_known_call(coach, fake):
-    s = coach.store
-    weak_calls(s)
-    Orchestrator(coach).run_pending()
-    gap = s.one("select * from gaps")
+    s, _, gap = opened_gap(coach)
     certify_row(s, gap["id"])
     cid = add_call(s, "ana", all_pass(), event=False)
     s.db["gaps"].update(gap["id"], {"details": dumps({})})
@@ -307,11 +301,7 @@ def test_two_processes_on_one_database_handle_each_event_once(coach, fake, tmp_p
 
 
 def test_a_managers_lift_stands_in_for_certification(coach, fake):
-    s = coach.store
-    weak_calls(s)
-    o = Orchestrator(coach)
-    o.run_pending()
-    gap = s.one("select * from gaps")
+    s, o, gap = opened_gap(coach)
     with s.transaction() as db:
         db["gates"].insert({"rep_id": "ana", "activity": "demo", "certification_id": "qualification", "gap_id": gap["id"],
                             "status": "lifted", "lifted_by": "Maya (manager)", "lift_reason": "reviewed the calls", "created_at": now_iso()})
@@ -322,11 +312,7 @@ def test_a_managers_lift_stands_in_for_certification(coach, fake):
 
 
 def test_a_still_blocked_gate_means_not_ready(coach, fake):
-    s = coach.store
-    weak_calls(s)
-    o = Orchestrator(coach)
-    o.run_pending()
-    gap = s.one("select * from gaps")
+    s, o, gap = opened_gap(coach)
     with s.transaction() as db:
         for status, by in (("lifted", "Maya"), ("blocked", None)):
             db["gates"].insert({"rep_id": "ana", "activity": "demo" if by else "dial", "certification_id": "c", "gap_id": gap["id"],
