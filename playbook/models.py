@@ -4,6 +4,7 @@ Files on disk:
   playbook.yaml                      -> Policy
   scorecards/<id>.yaml               -> Scorecard (rubric lines)
   scorecards/tests/<name>.json|yaml  -> RubricTest (labelled example transcripts)
+  scorecards/examples/<id>.yaml      -> LearnedExamples (labelled sentences from disputed verdicts)
   scenarios/<id>.md  (front matter)  -> Scenario   (body = persona prose)
   paths/<id>.yaml                    -> LearningPath
   certifications/<id>.yaml           -> Certification
@@ -13,7 +14,7 @@ Ids are stable slugs: lowercase letters, digits, `_` and `-`.
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 import re
@@ -131,6 +132,16 @@ class RubricLine(Strict):
         "question", description="question: the rep must ask; statement: the rep must say; agreement: both sides settle on it."
     )
     examples: list[str] = Field(default_factory=list, description="Things a rep says that pass this line.")
+    counter_examples: list[str] = Field(
+        default_factory=list,
+        description="Things that sound close but do not pass this line (a near miss): a sentence that resembles "
+        "one of these more than any example cannot carry a pass.",
+    )
+    similarity: float | None = Field(
+        None, gt=0, le=1,
+        description="How close a sentence must come to one of the examples to count as it (0..1; default: the "
+        "scorecard's `similarity`). Lower generalises further, higher sticks closer to the examples' wording.",
+    )
     phrases: list[str] = Field(default_factory=list, description="Key phrases; any one counts toward a pass.")
     patterns: list[str] = Field(default_factory=list, description="Regular expressions (case-insensitive).")
     not_phrases: list[str] = Field(default_factory=list, description="Phrases that disqualify the sentence they are in.")
@@ -146,6 +157,11 @@ class RubricLine(Strict):
     )
     refuse_patterns: list[str] = Field(
         default_factory=list, description="kind agreement: regular expressions for the other side holding off."
+    )
+    evidence: Literal["proposal", "confirmation"] = Field(
+        "proposal",
+        description="kind agreement: which of the line speaker's turns is the evidence, the one that proposes what "
+        "the other side accepts, or the one that confirms it after they accept.",
     )
     trigger: Trigger | None = None
     weight: float = Field(1.0, ge=0)
@@ -165,6 +181,10 @@ class Scorecard(Strict):
     description: str = ""
     opening_turns: int = Field(8, ge=1, description="Turns that count as the opening.")
     closing_turns: int = Field(8, ge=1, description="Turns that count as the closing.")
+    similarity: float = Field(
+        0.4, gt=0, le=1,
+        description="Default for the lines' `similarity`: how close a sentence must come to a line's example.",
+    )
     small_talk: list[str] = Field(
         default_factory=list,
         description="Regular expressions for courtesy or logistics questions ('can you hear me', 'can you see my "
@@ -196,6 +216,36 @@ class RubricTest(Strict):
     rep: str
     turns: list[dict]
     labels: dict[str, LabelledVerdict]
+
+
+class LearnedExample(Strict):
+    """One labelled sentence learned from a disputed verdict (`coachloop override`)."""
+
+    line: Slug = Field(description="The rubric line it is an example for.")
+    verdict: Literal["pass", "fail"] = Field(
+        description="pass: the sentence counts as the line (joins its examples); fail: a near miss that must not "
+        "(joins its counter_examples)."
+    )
+    text: str = Field(min_length=1, description="What was said.")
+    call: int | str | None = Field(None, description="The stored call it came from.")
+    by: str | None = Field(None, description="Who disputed the verdict.")
+    at: datetime | date | str | None = Field(None, description="When.")
+    reason: str = Field("", description="Why the engine's verdict was wrong.")
+
+    @field_validator("text")
+    @classmethod
+    def _words(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("an example needs the words that were said")
+        return v
+
+
+class LearnedExamples(Strict):
+    """scorecards/examples/<scorecard-id>.yaml: sentences learned from disputed verdicts; merged into the
+    scorecard's lines when the playbook loads (pass -> examples, fail -> counter_examples)."""
+
+    scorecard: Slug = Field(description="The scorecard these examples belong to (the file is named after it).")
+    examples: list[LearnedExample] | None = Field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- rollouts

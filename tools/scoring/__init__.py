@@ -36,7 +36,7 @@ def tune_gc_for_scoring_worker() -> None:
 
 
 OFFLINE_ENGINE = "offline"
-OFFLINE_ENGINE_VERSION = "offline-19"  # bump whenever the offline engine's behaviour changes
+OFFLINE_ENGINE_VERSION = "offline-20"  # bump whenever the offline engine's behaviour changes
 
 
 class LineVerdict(BaseModel):

@@ -42,6 +42,7 @@ from playbook.models import RubricLine, Scorecard
 
 from . import OFFLINE_ENGINE, OFFLINE_ENGINE_VERSION, CallScore, LineVerdict, weighted_score
 from .prefilter import CueIndex, any_cue_regex, pattern_cues
+from .similar import ExampleIndex, build_index
 from . import text as _text
 from .text import CallText, Sentence, TurnText, analyse_call, content_stems, normalise, remember
 
@@ -73,8 +74,8 @@ class Compiled:
     # and which of `pos` can match a sentence, from one scan of it
     pos_any: re.Pattern | None = None
     pos_index: CueIndex | None = None
-    # every example's content stems together: a clause matching an example holds 3 of them
-    example_stems: frozenset = frozenset()
+    # the line's examples and counter examples as concepts (similar.py)
+    sim: ExampleIndex | None = None
 
 
 def _phrase_re(phrase: str) -> re.Pattern | None:
@@ -146,14 +147,14 @@ _UPPER = re.compile(r"[A-Z]")
 
 
 @lru_cache(maxsize=512)
-def _compile_line(line_json: str) -> Compiled:
+def _compile_line(line_json: str, background: tuple[tuple[str, ...], ...] = (), similarity: float = 0.4) -> Compiled:
     line = RubricLine.model_validate_json(line_json)
     trig = line.trigger
     comp = Compiled(
-        key=hashlib.sha1(line_json.encode()).hexdigest(),
+        key=hashlib.sha1((line_json + repr(background) + repr(similarity)).encode()).hexdigest(),
         pos=_compile_list(line.phrases, line.patterns),
         neg=_compile_list(line.not_phrases, line.not_patterns),
-        examples=[s for s in (content_stems(normalise(e)) for e in line.examples) if len(s) >= 3],
+        examples=list(line.examples),
         agree=[_rx(p) for p in line.agree_patterns],
         refuse=[_rx(p) for p in line.refuse_patterns],
         trig=_compile_list(trig.phrases, trig.patterns) if trig else [],
@@ -165,22 +166,30 @@ def _compile_line(line_json: str) -> Compiled:
     cue_sets = [pattern_cues(rx.pattern, rx.flags) for rx in comp.pos]
     comp.pos_any = any_cue_regex(cue_sets) if comp.pos else None
     comp.pos_index = CueIndex.build(cue_sets) if comp.pos else None
-    comp.example_stems = frozenset().union(*comp.examples) if comp.examples else frozenset()
+    if line.examples or line.counter_examples:
+        comp.sim = build_index(line.examples, line.counter_examples, line.similarity or similarity, background)
     return comp
 
 
-_BY_ID: dict[int, tuple[RubricLine, Compiled]] = {}
+_BY_ID: dict[int, tuple[RubricLine, object, Compiled]] = {}
 
 
-def compiled(line: RubricLine) -> Compiled:
-    """The line's compiled patterns; cached by object (cheap) and by content (safe)."""
+def background(card: Scorecard | None) -> tuple[tuple[str, ...], ...]:
+    """Every line's examples: how common a concept is across the scorecard (similar.py)."""
+    if card is None:
+        return ()
+    return tuple(tuple(ln.examples) for ln in card.lines if ln.examples)
+
+
+def compiled(line: RubricLine, card: Scorecard | None = None) -> Compiled:
+    """The line's compiled patterns and examples; cached by object (cheap) and by content (safe)."""
     hit = _BY_ID.get(id(line))
-    if hit is not None and hit[0] is line:
-        return hit[1]
-    comp = _compile_line(line.model_dump_json())
+    if hit is not None and hit[0] is line and hit[1] is card:
+        return hit[2]
+    comp = _compile_line(line.model_dump_json(), background(card), card.similarity if card is not None else 0.4)
     if len(_BY_ID) > 2048:
         _BY_ID.clear()
-    _BY_ID[id(line)] = (line, comp)
+    _BY_ID[id(line)] = (line, card, comp)
     return comp
 
 
@@ -264,23 +273,32 @@ def _clause_small_talk(text: str, small: list[re.Pattern]) -> bool:
 
 
 def _example_hits(sent: Sentence, comp: Compiled) -> list[tuple[int, int]]:
-    """Spans (a, b) in sent.text of clauses that contain nearly all of an example's content words."""
+    """Spans (a, b) in sent.text that come close enough to one of the line's examples (and not
+    closer to a counter example): each clause on its own, else the whole sentence."""
+    sim = comp.sim
+    if sim is None or not sim.pos:
+        return []
     out = []
-    if not comp.examples:
-        return out
-    whole = sent.stems  # a clause's stems are a subset of its sentence's
-    if len(whole & comp.example_stems) < 3 or not any(len(ex & whole) >= max(3, int(0.8 * len(ex) + 0.999)) for ex in comp.examples):
-        return out
     pos = 0
     for c in sent.clauses:
-        stems = c.stems
         ln = len(c.text)
-        for ex in comp.examples:
-            if len(ex & stems) >= max(3, int(0.8 * len(ex) + 0.999)):
-                out.append((pos, pos + max(ln, 1)))
-                break
+        if c.text and sim.matches(c.text):
+            out.append((pos, pos + max(ln, 1)))
         pos += ln + 1
+    if not out and len(sent.clauses) > 1 and sim.matches(sent.text):
+        out.append((0, max(len(sent.text), 1)))
     return out
+
+
+def _vetoed(sent: Sentence, comp: Compiled) -> set[int] | None:
+    """Clauses (indexes within the sentence) that come closer to a counter example than to any
+    example: they cannot carry a pass. None: the whole sentence is a near miss."""
+    sim = comp.sim
+    if sim is None or not sim.neg:
+        return set()
+    if sim.vetoes(sent.text):
+        return None
+    return {i for i, c in enumerate(sent.clauses) if c.text and sim.vetoes(c.text)}
 
 
 def match_turn(
@@ -333,6 +351,9 @@ def _sentence_matches(sent: Sentence, comp: Compiled, small: list[re.Pattern], k
     first word, clause of the evidence, a, b, what), clauses numbered within the sentence. Depends
     only on the sentence's shape (words, clause boundaries, punctuation), so it is memoised."""
     any_question = kind == "question" and not comp.pos and not comp.examples
+    vetoed = _vetoed(sent, comp)
+    if vetoed is None:
+        return []
     if any_question and not sent.has_question:
         return []
     text = sent.text
@@ -356,7 +377,7 @@ def _sentence_matches(sent: Sentence, comp: Compiled, small: list[re.Pattern], k
             spans.append((a, b, "example"))
     if not spans:
         return []
-    banned: set[int] = set()
+    banned: set[int] = vetoed
     for rx in comp.neg:
         for m in rx.finditer(text):
             banned.update(sent.clauses_in(m.start(), m.end()))
@@ -438,8 +459,8 @@ def _may_match_sentence(sent: Sentence, comp: Compiled) -> bool:
     text = sent.text
     if comp.pos and (not _plain(text) or comp.pos_any.search(text)):  # cues only hold on lower-case ASCII text
         return True
-    # an example matches inside one clause, which holds 3 of its stems or more
-    return bool(comp.examples) and len(sent.stems & comp.example_stems) >= 3
+    # an example: the sentence itself comes close to one (a clause alone holds fewer concepts)
+    return comp.sim is not None and bool(comp.sim.pos) and comp.sim.closeness(text)[0] >= comp.sim.threshold
 
 
 def _speaker_ok(line_speaker: str, role: str) -> bool:
@@ -509,7 +530,7 @@ def _fail_reason(line: RubricLine, default: str) -> str:
 
 def judge_line(call: CallText, line: RubricLine, card: Scorecard, small: list[re.Pattern]) -> LineVerdict:
     """One line's verdict."""
-    comp = compiled(line)
+    comp = compiled(line, card)
     small_key = "\x00".join(p.pattern for p in small)
     n = len(call.turns)
     ck = ("cands", line.speaker, line.where, card.opening_turns, card.closing_turns)
@@ -553,6 +574,8 @@ def judge_line(call: CallText, line: RubricLine, card: Scorecard, small: list[re
         if not _may_match(tt, comp):
             continue  # none of the line's words are in this turn
         hit = match_turn(tt, line, comp, small, before=before, small_key=small_key)
+        if hit is None and before is None:
+            hit = _window_hit(tt, line, comp, small)
         if hit is None:
             continue
         if line.min_answer_words and not _answered(call, hit, line, line.min_answer_words):
@@ -575,6 +598,33 @@ def judge_line(call: CallText, line: RubricLine, card: Scorecard, small: list[re
     elif line.where == "closing":
         default += " in the closing"
     return LineVerdict(id=line.id, verdict="fail", reason=_fail_reason(line, default))
+
+
+def _window_hit(tt: TurnText, line: RubricLine, comp: Compiled, small: list[re.Pattern]) -> Hit | None:
+    """Two sentences in a row that together come close to an example ("You told me the packets sit
+    for a week. This is what ends that."), when neither does alone; a question line needs one of
+    them to ask (small talk aside)."""
+    sim = comp.sim
+    if sim is None or not sim.pos or len(tt.sentences) < 2:
+        return None
+    sents = tt.sentences
+    for i in range(len(sents) - 1):
+        a, b = sents[i], sents[i + 1]
+        if not a.text or not b.text:
+            continue
+        key = (comp.key, "window", a.text, b.text)
+        ok = _SENTENCE_MATCHES.get(key)
+        if ok is None:
+            both = a.text + " " + b.text
+            ok = sim.matches(both) and _vetoed(a, comp) is not None and _vetoed(b, comp) is not None
+            if ok and line.kind == "question":
+                ok = any(c.question and not _clause_small_talk(c.text, small) for sn in (a, b) for c in sn.clauses)
+            if len(both) <= _text.CACHED_TEXT_MAX:
+                remember(_SENTENCE_MATCHES, key, ok, 40_000)
+        if ok:
+            quote = _short(tt.original[a.start:b.end + 1].strip())
+            return Hit(tt.index, i, a.clauses[0].index if a.clauses else 0, quote, "example")
+    return None
 
 
 def _pass_reason(line: RubricLine, hit: Hit) -> str:
@@ -640,6 +690,10 @@ def _judge_agreement(call: CallText, line: RubricLine, comp: Compiled, cands: li
                 other_proposed = item(b) is not None and (agrees(b) or b.has_question)
                 confirms = own_item or PROPOSAL.search(tt.text) is not None or tt.has_question
                 if agrees(b) and (item(b) is not None and confirms or own_item) or other_proposed and _any(comp.agree, tt.text):
+                    if line.evidence == "proposal" and own_item and agrees(b):
+                        own = item(prev_own)
+                        return LineVerdict(id=line.id, verdict="pass", turn=own.turn, quote=own.quote,
+                                           reason=f"proposed in turn {own.turn} and accepted ('{own.what[:60]}')")
                     return LineVerdict(id=line.id, verdict="pass", turn=tt.index, quote=hit.quote,
                                        reason=f"agreed and confirmed in turn {tt.index} ('{hit.what[:60]}')")
         # 2. proposal accepted by the other side's next turn(s)

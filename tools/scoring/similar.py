@@ -1,0 +1,285 @@
+"""Example matching: a rubric line learns what passes from its `examples` and what does not from
+its `counter_examples`, and the engine judges unseen wording by how close a sentence comes to them.
+
+A sentence (or clause) becomes a bag of *concepts*: each content word is stemmed and mapped to a
+concept when the lexicon below knows a family of words that say the same thing in a sales
+conversation ("today", "currently", "right now", "at the moment" are one concept; "walk me
+through", "tell me about", "what does X look like" another), otherwise the stem stands for
+itself. Numbers are one concept. The lexicon is language knowledge, shared by every scorecard; a
+line's meaning lives in its own examples.
+
+Closeness is the weighted share of an example's concepts that the sentence holds (how much of
+the example it says). A concept's weight is its rarity across the scorecard's lines (a concept
+every line's examples use, like "you", tells lines apart poorly). A sentence matches a line when
+its best example is covered to at least the line's `similarity` (default 0.55), and no counter
+example is covered as well (a near miss named by the scorecard, or a disputed verdict).
+
+Deterministic: the same text and the same examples give the same answer. Pure Python; results
+are kept per (line, sentence text) by the caller.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .text import normalise, stem
+
+# Families of words that mean the same thing in a sales or service conversation. Multi-word
+# entries are matched as phrases before single words. A word may belong to several families.
+LEXICON_TEXT = """
+NOW: today, currently, current, now, present, presently, nowadays, existing, right now, at the moment, these days,
+  as it stands, as things stand, day to day, at present, at this point, as of now, this year
+DESCRIBE: walk me through, walk us through, talk me through, take me through, tell me, tell us, describe, explain,
+  paint a picture, paint me a picture, give me a sense, help me understand, look like, looks like, looking like,
+  what happens, how does, how do, how is, how are, what is, what are, run me through
+PROCESS: process, workflow, handle, handling, manage, managing, run, running, procedure, approach, setup, set up,
+  system, method, routine, operation, operations, way, ways, tool, tools, spreadsheet, manually, manual
+SEQ: first, second, third, start, start with, begin, kick off, then, after that, next, finally, last, lastly,
+  wrap up, finish, end with, close out, afterwards, from there, to finish
+PLAN: agenda, plan, outline, cover, go over, go through, get through, run through, structure, topics, topic,
+  want to do today, like to do today, thought we'd, figured we'd, we could, three things, couple of things,
+  few things, two things, purpose, goal for today, goal of the call, reason for the call, today's call, this call,
+  use the hour, use our time, run this, i'll show you, show you, spend the time, the hour, minutes, the way i'd like,
+  how i was thinking, here's how, game plan, rundown, lay out, walk through
+GOAL: goal, goals, priority, priorities, objective, objectives, focus, focusing, initiative, initiatives, target,
+  targets, aim, push, big push, ambition, roadmap, agenda for next year, plans, planning, strategy, on the horizon,
+  what's next, whats next, what is next, looking ahead, coming up
+FUTURE: next year, coming year, year ahead, next twelve months, next 12 months, next term, going forward,
+  moving forward, down the road, upcoming, over the next, in the next, future, next season, next quarter, 2027,
+  2028, twelve months, 12 months, the year, next cycle, road ahead
+PERSON: who, whom, whose, anyone, anybody, someone, somebody, person, people, folks, whoever, stakeholder,
+  stakeholders, colleague, colleagues, boss, manager, leadership, exec, executive, executives, cfo, ceo, vp, director
+ELSE: else, other, others, another, additional, besides, as well, also
+INVOLVE: involve, involved, weigh in, a say, sign off, signs off, approve, approval, approves, decide, decision,
+  decisions, vote, loop in, looped in, bring in, buy in, on board, input, consulted, need to see, needs to see,
+  have to see, get behind, champion, blessing, green light, final say, part of the decision, commit
+TEAMS: team, teams, department, departments, group, groups, division, divisions, unit, units, site, sites,
+  location, locations, office, offices, branch, branches, region, regions, crew, crews, org, organization,
+  function, functions, business unit, subsidiary, clinic, clinics, store, stores, warehouse, warehouses, plant, plants
+GROW: grow, growing, growth, expand, expanding, expansion, extend, roll out, rolling out, rollout, scale, scaling,
+  add, adding, additional, bring on, hire, hiring, new hires, headcount, acquisition, acquire, acquiring, open,
+  opening, more seats, more users, more licenses, use case, use cases, elsewhere, anywhere else, other parts,
+  benefit from, could use, make use, same problem, same headache, same issue
+CONCERN: concern, concerns, concerned, worry, worried, worries, issue, issues, problem, problems, frustration,
+  frustrations, frustrate, frustrating, bug, bugs, bugging, headache, headaches, pain, painful, challenge,
+  challenges, struggle, struggling, complaint, complaints, not working, isn't working, doesn't work, annoy,
+  annoying, bother, bothering, friction, gripe, pain point, wrong, broken, unhappy, not happy, could be better,
+  change one thing, keeps you up, hesitation, hesitations, reservations, risk, risks, missing, gap, gaps, letdown,
+  disappoint, disappointed, disappointing, falling short, fall short, improve
+ALT: alternative, alternatives, competitor, competitors, competition, vendor, vendors, option, options, looking around,
+  shopping around, pitching, evaluate, evaluating, other tools, other solutions, switch, switching, replace,
+  look elsewhere, rfp, talking to, talked to, considering, consider, reconsider, shop around, other providers
+RESULT: result, results, saved, save, saving, savings, reduce, reduced, cut, improve, improved, increase, increased,
+  percent, faster, fewer, less, hours, days, minutes, weeks, roi, adoption, usage, active, users, went from,
+  down from, up from, compared to, outcome, outcomes, impact, benefit, logged in, processed, handled, closed,
+  completed, dropped, doubled, halved, went down, went up, year over year, since you, since go live, since launch
+SIGN: sign, signs, signature, signer, signing, signed, approve, approval, approvals, procurement, legal, paperwork,
+  contract, contracts, order form, purchase order, po, docusign, redline, redlines, security review, finance, budget holder,
+  sign off, signs off, countersign, terms, renewal process, approval process, vendor onboarding
+SORRY: sorry, apologize, apologise, apologies, frustrating, frustrated, annoying, understand, i hear you, imagine,
+  rough, not fun, must be, awful, terrible, stressful, no fun, hate that, i get it, that stinks, that sucks,
+  that's a pain, thats a pain, nightmare, ouch, unacceptable, shouldn't have, should not have, understandable,
+  totally fair, completely fair, i'd be upset, makes total sense, hear that, appreciate your patience, stressed
+HELP: help, sort, sorted, fix, take care, handle, own, on it, look into, get to the bottom, resolve, make sure,
+  assist, happy to, stay on, figure out, get you, get this, get that, got you, take ownership, my job, personally,
+  until it's, until its, see it through
+VERIFY: verify, verification, confirm, email on file, email address, account number, account, last four, digits,
+  date of birth, security question, postcode, zip, zip code, name on the account, phone number, identity, pin,
+  user id, username, order number, customer id, customer number, billing address, spell, registered, on file,
+  member id, policy number, invoice number
+ERROR: error, message, messages, happen, happening, happened, start, started, began, steps, changed, change, see,
+  seeing, screen, occur, occurring, symptom, exactly, reproduce, every time, browser, device, code, pop up, pops up,
+  popup, blank, crash, crashes, crashing, freeze, freezes, spin, spinning, load, loading, fail, failing, failed,
+  when did, what were you, what does it say, what do you see, what version, which version, affected
+FIXED: fixed, fix, reset, updated, update, changed, applied, cleared, escalated, escalate, escalating, ticket, engineer,
+  engineering, workaround, patch, patched, pushed, rolled back, resolved, refund, refunded, credited, credit,
+  resynced, resync, reissued, reinstalled, restored, removed, corrected, caused, cause, root cause, was because,
+  what i did, what i've done, what happened was, going forward, from now on, within, by tomorrow, hours, will hear
+WORKING: working, works, work, try it, give it a try, try again, test, testing, go ahead and, refresh, log back in,
+  log in, see it, showing, show up, shows up, come through, comes through, look right, looks right, look good,
+  looks good, on your end, your side, tell me what you see, let me know what you see, does it, is it, load, loads,
+  go through, went through, fixed, resolved, sorted, all set, back to normal
+ANYELSE: anything else, something else, else i can, else we can, other questions, help with today, ticket,
+  reference, case number, ticket number, reference number, case id, ticket id, confirmation number, anything more
+REASON: reason, reasons, calling, reach out, reaching out, the reason, why i'm calling, why i called, calling about,
+  calling because, thirty seconds, 30 seconds, got a sec, caught you, out of the blue
+NOTICED: saw, seen, noticed, read, congrats, congratulations, announced, announcement, opened, hired, hiring, funding,
+  raised, linkedin, post, posted, article, podcast, website, job posting, job postings, launched, expanded,
+  new location, award, press release, came across, heard, spoke at, featured, recently
+COMPANIES: companies, teams like, companies like, similar, customers, clients, folks like, people like, typically,
+  usually, average, on average, businesses, firms, shops, operators, organizations like, others like
+REDUCE: cut, reduce, save, eliminate, lower, drop, shrink, avoid, get rid of, faster, quicker, increase, improve,
+  boost, double, less, fewer, stop, prevent, free up, without
+MATTER: matter, matters, important, importance, priority, most, top, care about, want to see, focus on, need to see,
+  must have, make or break, biggest, number one, key, critical, essential, crucial, valuable, useful, interested in,
+  spend time on, zero in, dig into, spend our time
+YOUSAID: you mentioned, you said, you told me, you were saying, you described, you brought up, you flagged,
+  you called out, earlier you, remember you, you talked about, you shared, you noted, you raised, you complained,
+  your team told, you explained, last time you, on our last call, told me, you just said, said, mentioned, you were
+  telling, brought up, you flagged, complained, you described
+FIXES: fix, fixes, solve, solves, address, addresses, takes care of, this is where, this is the part, so that, eliminate,
+  eliminates, handles, covers, stops, prevents, gets rid of, no more, instead of, which means, that means, replaces,
+  kill, kills, gone, goes away, disappears, no longer, that's how, this is how, would have prevented, prevented,
+  takes care, built for, exactly for, this is what, that's what, for you, the answer to, comes down, cuts
+REACTION: how would, how does that, how do you see, would this, would that, work for you, fit, fits, land, lands,
+  compare, compares, thoughts, reaction, what do you think, make sense for, picture, resonate, resonates, useful,
+  helpful, see this, see that, imagine, could you see, would your, your team use, how's that, hows that, feel about,
+  first impression, first impressions, react, in your world, day to day
+RECAP: recap, play back, playback, replay, recall, what i heard, what i learned, as i understand, if i've got it right,
+  correct me, summarize, summarise, summary, to remind, quick review, last time, when we spoke, when we talked,
+  on our last call, from our call, from our last call, our call, our conversation, you told me, we talked about,
+  from discovery, what we discussed, we discussed, where we left off, just to recap, heard from you
+TIME: monday, tuesday, wednesday, thursday, friday, saturday, sunday, tomorrow, next week, am, pm, noon, morning,
+  afternoon, o'clock, oclock, end of week, end of month
+"""
+
+# Words that carry the act more than the topic: kept, at a lower weight.
+FUNCTION_CONCEPTS = {"PERSON", "ELSE", "NOW", "SEQ", "DESCRIBE", "HELP"}
+FUNCTION_WEIGHT = 0.6
+# a word of the text that none of the line's examples uses weighs this much against it
+OTHER_WEIGHT = 0.5
+# closeness = coverage of the example ** (1 - PRECISION_SHARE) * share of the text it explains ** PRECISION_SHARE
+PRECISION_SHARE = 0.35
+
+# Common words that say nothing about which behaviour a sentence is (pronouns, auxiliaries...).
+SKIP = set(
+    "a an the and or but so of to in on at for with from by as is are was were be been being do does did have has had "
+    "can could would will should may might must i you we they he she it this that these those my your our their his her "
+    "its me us them what how when where why which there here just really like um uh okay ok yeah yes no not right well "
+    "if whether then than very much many any some all more lot lots bit kind sort thing things stuff get got going "
+    "gonna go want wanted know think guess mean maybe also still again sure great good cool awesome perfect alright "
+    "i'm i've i'll i'd you're you've you'll you'd we're we've we'll we'd it's that's there's let let's about into "
+    "over up out off down one just actually basically literally honestly definitely totally quite pretty something "
+    "anything everything nothing say said says tell told look looking see seen make made take took give gave come came "
+    "able way time times day week".split()
+)
+
+_NUMBER_WORDS = set(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
+    "eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million billion half "
+    "percent double triple dozen".split()
+)
+_DIGIT = re.compile(r"\d")
+
+
+def _parse_lexicon(text: str) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    words: dict[str, list[str]] = {}
+    phrases: dict[str, list[str]] = {}
+    for block in re.split(r"\n(?=[A-Z]+:)", text.strip()):
+        name, _, body = block.partition(":")
+        for entry in body.replace("\n", " ").split(","):
+            norm = normalise(entry.strip())
+            if not norm:
+                continue
+            if " " in norm:
+                phrases.setdefault(norm, []).append(name.strip())
+            else:
+                words.setdefault(stem(norm), []).append(name.strip())
+    return ({k: tuple(dict.fromkeys(v)) for k, v in words.items()},
+            {k: tuple(dict.fromkeys(v)) for k, v in phrases.items()})
+
+
+WORD_CONCEPTS, PHRASE_CONCEPTS = _parse_lexicon(LEXICON_TEXT)
+_PHRASE_RE = re.compile(
+    r"(?<![\w'])(" + "|".join(re.escape(p) for p in sorted(PHRASE_CONCEPTS, key=len, reverse=True)) + r")(?![\w'])"
+)
+
+
+@lru_cache(maxsize=65536)
+def concepts(norm_text: str) -> frozenset[str]:
+    """The concepts of normalised text (see module doc). Cached by text."""
+    out: set[str] = set()
+    rest = norm_text
+    if " " in norm_text:
+        def sub(m: re.Match) -> str:
+            out.update(PHRASE_CONCEPTS[m.group(1)])
+            return " "
+        rest = _PHRASE_RE.sub(sub, norm_text)
+    for w in rest.split():
+        if _DIGIT.search(w) or w in _NUMBER_WORDS:
+            out.add("NUM")
+            continue
+        s = stem(w)
+        fams = WORD_CONCEPTS.get(s)
+        if fams:
+            out.update(fams)
+        elif w not in SKIP and s not in SKIP and len(s) > 2:
+            out.add(s)
+    return frozenset(out)
+
+
+@dataclass(frozen=True)
+class ExampleIndex:
+    """One line's examples and counter examples, as weighted concept sets, ready to match."""
+
+    pos: tuple[tuple[frozenset, float], ...]  # (concepts, total weight)
+    neg: tuple[tuple[frozenset, float], ...]
+    weights: dict  # concept -> weight
+    threshold: float
+
+    def __bool__(self) -> bool:
+        return bool(self.pos or self.neg)
+
+    def _best(self, items, have: frozenset, have_total: float) -> float:
+        w = self.weights
+        best = 0.0
+        for ex, total in items:
+            if total <= 0:
+                continue
+            shared = ex & have
+            # one shared word is a coincidence unless the example is that short; and a match
+            # needs a word about the topic, not only function words ("how", "now", "help")
+            if len(shared) < min(2, len(ex)) or shared <= FUNCTION_CONCEPTS:
+                continue
+            got = sum(w[c] for c in shared)
+            # how much of the example the text says, tempered by how much else the text says
+            score = (got / total) ** (1 - PRECISION_SHARE) * (got / have_total) ** PRECISION_SHARE
+            if score > best:
+                best = score
+        return best
+
+    def closeness(self, norm_text: str) -> tuple[float, float]:
+        """(closeness to the best example, to the best counter example) of this text, 0..1."""
+        have = concepts(norm_text)
+        w = self.weights
+        have_total = sum(w.get(c, OTHER_WEIGHT) for c in have) or 1.0
+        return self._best(self.pos, have, have_total), self._best(self.neg, have, have_total)
+
+    def matches(self, norm_text: str) -> bool:
+        p, n = self.closeness(norm_text)
+        return p >= self.threshold and p > n
+
+    def vetoes(self, norm_text: str) -> bool:
+        """A near miss: the text is at least as close to a counter example as to any example."""
+        if not self.neg:
+            return False
+        p, n = self.closeness(norm_text)
+        return n >= self.threshold and n >= p
+
+
+def _weight(concept: str, df: dict[str, int], n_docs: int) -> float:
+    base = FUNCTION_WEIGHT if concept in FUNCTION_CONCEPTS else 1.0
+    return base * math.log(1.0 + (n_docs + 1) / (df.get(concept, 0) + 1))
+
+
+def build_index(examples: list[str], counter: list[str], threshold: float,
+                background: tuple[tuple[str, ...], ...] = ()) -> ExampleIndex:
+    """The index of one line. `background`: the example texts of every line of the scorecard
+    (one tuple per line), for the concepts' rarity."""
+    pos_sets = [concepts(normalise(e)) for e in examples]
+    neg_sets = [concepts(normalise(e)) for e in counter]
+    docs = [frozenset().union(*(concepts(normalise(t)) for t in doc)) for doc in background if doc]
+    docs.append(frozenset().union(*pos_sets) if pos_sets else frozenset())
+    df: dict[str, int] = {}
+    for d in docs:
+        for c in d:
+            df[c] = df.get(c, 0) + 1
+    universe = set().union(*pos_sets, *neg_sets) if (pos_sets or neg_sets) else set()
+    weights = {c: _weight(c, df, len(docs)) for c in universe}
+
+    def items(sets):
+        return tuple((s, sum(weights[c] for c in s)) for s in sets if s)
+
+    return ExampleIndex(items(pos_sets), items(neg_sets), weights, threshold)
