@@ -272,20 +272,23 @@ def _clause_small_talk(text: str, small: list[re.Pattern]) -> bool:
     return any(p.search(text) for p in small)
 
 
-def _example_hits(sent: Sentence, comp: Compiled) -> list[tuple[int, int]]:
+def _example_hits(sent: Sentence, comp: Compiled, kind: str) -> list[tuple[int, int]]:
     """Spans (a, b) in sent.text that come close enough to one of the line's examples (and not
-    closer to a counter example): each clause on its own, else the whole sentence."""
+    closer to a counter example): each clause on its own, else the whole sentence. A statement
+    line is not passed by a question ("which plan are you on" states no plan)."""
     sim = comp.sim
     if sim is None or not sim.pos:
         return []
     out = []
     pos = 0
+    statement = kind == "statement"
     for c in sent.clauses:
         ln = len(c.text)
-        if c.text and sim.matches(c.text):
+        if c.text and not (statement and c.question) and sim.matches(c.text):
             out.append((pos, pos + max(ln, 1)))
         pos += ln + 1
-    if not out and len(sent.clauses) > 1 and sim.matches(sent.text):
+    said = " ".join(c.text for c in sent.clauses if not c.question) if statement else sent.text
+    if not out and len(sent.clauses) > 1 and said and sim.matches(said):
         out.append((0, max(len(sent.text), 1)))
     return out
 
@@ -373,7 +376,7 @@ def _sentence_matches(sent: Sentence, comp: Compiled, small: list[re.Pattern], k
         for rx in _runnable(cued, text, plain):
             for m in rx.finditer(text):
                 spans.append((m.start(), max(m.end(), m.start() + 1), m.group(0)))
-        for a, b in _example_hits(sent, comp):
+        for a, b in _example_hits(sent, comp, kind):
             spans.append((a, b, "example"))
     if not spans:
         return []
@@ -617,6 +620,8 @@ def _window_hit(tt: TurnText, line: RubricLine, comp: Compiled, small: list[re.P
         if ok is None:
             both = a.text + " " + b.text
             ok = sim.matches(both) and _vetoed(a, comp) is not None and _vetoed(b, comp) is not None
+            if ok and line.kind == "statement":
+                ok = not (a.has_question and b.has_question)
             if ok and line.kind == "question":
                 ok = any(c.question and not _clause_small_talk(c.text, small) for sn in (a, b) for c in sn.clauses)
             if len(both) <= _text.CACHED_TEXT_MAX:

@@ -44,7 +44,7 @@ PLAN: agenda, plan, outline, cover, go over, go through, get through, run throug
   use the hour, use our time, run this, i'll show you, show you, spend the time, the hour, minutes, the way i'd like,
   how i was thinking, here's how, game plan, rundown, lay out, walk through
 GOAL: goal, goals, priority, priorities, objective, objectives, focus, focusing, initiative, initiatives, target,
-  targets, aim, push, big push, ambition, roadmap, agenda for next year, plans, planning, strategy, on the horizon,
+  targets, aim, push, big push, ambition, roadmap, agenda for next year, strategy, on the horizon,
   what's next, whats next, what is next, looking ahead, coming up
 FUTURE: next year, coming year, year ahead, next twelve months, next 12 months, next term, going forward,
   moving forward, down the road, upcoming, over the next, in the next, future, next season, next quarter, 2027,
@@ -78,15 +78,18 @@ RESULT: result, results, saved, save, saving, savings, reduce, reduced, cut, imp
 SIGN: sign, signs, signature, signer, signing, signed, approve, approval, approvals, procurement, legal, paperwork,
   contract, contracts, order form, purchase order, po, docusign, redline, redlines, security review, finance, budget holder,
   sign off, signs off, countersign, terms, renewal process, approval process, vendor onboarding
-SORRY: sorry, apologize, apologise, apologies, frustrating, frustrated, annoying, understand, i hear you, imagine,
-  rough, not fun, must be, awful, terrible, stressful, no fun, hate that, i get it, that stinks, that sucks,
-  that's a pain, thats a pain, nightmare, ouch, unacceptable, shouldn't have, should not have, understandable,
-  totally fair, completely fair, i'd be upset, makes total sense, hear that, appreciate your patience, stressed
-HELP: help, sort, sorted, fix, take care, handle, own, on it, look into, get to the bottom, resolve, make sure,
-  assist, happy to, stay on, figure out, get you, get this, get that, got you, take ownership, my job, personally,
-  until it's, until its, see it through
+SORRY: sorry, apologize, apologise, apologies, frustrating, frustrated, annoying, i hear you, imagine, rough,
+  not fun, awful, terrible, stressful, stress, no fun, hate that, i get it, that stinks, that sucks, that's a pain,
+  thats a pain, nightmare, unacceptable, shouldn't have, should not have, understandable, i'd be upset,
+  appreciate your patience, stressed, gut punch, hair out, the worst, brutal, that's hard, thats hard, tough,
+  rough spot, rough day, rough morning, upset, panic, scary, worrying, disruptive, headache, last thing you need,
+  completely understand, totally understand, i understand, i can see why, makes sense you're
+HELP: help, sort, sorted, fix, take care, own, on it, look into, get to the bottom, resolve, make sure, assist,
+  happy to, stay on, figure out, take it from here, take ownership, my job, personally, until it's, until its,
+  see it through, as long as it takes, you got me, you've got me, right place, i've got this, i got this, leave it with me,
+  i'll handle, i will handle, i'm on it, we'll get, let's get, we will get
 VERIFY: verify, verification, confirm, email on file, email address, account number, account, last four, digits,
-  date of birth, security question, postcode, zip, zip code, name on the account, phone number, identity, pin,
+  date of birth, security question, postcode, zip, zip code, phone number, identity, pin, security, passcode,
   user id, username, order number, customer id, customer number, billing address, spell, registered, on file,
   member id, policy number, invoice number
 ERROR: error, message, messages, happen, happening, happened, start, started, began, steps, changed, change, see,
@@ -97,10 +100,10 @@ FIXED: fixed, fix, reset, updated, update, changed, applied, cleared, escalated,
   engineering, workaround, patch, patched, pushed, rolled back, resolved, refund, refunded, credited, credit,
   resynced, resync, reissued, reinstalled, restored, removed, corrected, caused, cause, root cause, was because,
   what i did, what i've done, what happened was, going forward, from now on, within, by tomorrow, hours, will hear
-WORKING: working, works, work, try it, give it a try, try again, test, testing, go ahead and, refresh, log back in,
-  log in, see it, showing, show up, shows up, come through, comes through, look right, looks right, look good,
-  looks good, on your end, your side, tell me what you see, let me know what you see, does it, is it, load, loads,
-  go through, went through, fixed, resolved, sorted, all set, back to normal
+WORKING: working, works now, work now, try it, give it a try, try again, try that, test, testing, refresh, log back in,
+  show up, shows up, come through, comes through, looks right, look right, on your end, tell me what you see,
+  let me know what you see, tell me what comes out, tell me what happens, what do you see now, go through now,
+  went through, back to normal, all set now, fixed now, resolved now, gone now, loads now, come up now
 ANYELSE: anything else, something else, else i can, else we can, other questions, help with today, ticket,
   reference, case number, ticket number, reference number, case id, ticket id, confirmation number, anything more
 REASON: reason, reasons, calling, reach out, reaching out, the reason, why i'm calling, why i called, calling about,
@@ -142,6 +145,8 @@ FUNCTION_WEIGHT = 0.6
 OTHER_WEIGHT = 0.5
 # closeness = coverage of the example ** (1 - PRECISION_SHARE) * share of the text it explains ** PRECISION_SHARE
 PRECISION_SHARE = 0.35
+# a sentence this much closer to another line's example than to this line's belongs to that line
+OTHER_LINE_MARGIN = 0.1
 
 # Common words that say nothing about which behaviour a sentence is (pronouns, auxiliaries...).
 SKIP = set(
@@ -191,13 +196,10 @@ _PHRASE_RE = re.compile(
 def concepts(norm_text: str) -> frozenset[str]:
     """The concepts of normalised text (see module doc). Cached by text."""
     out: set[str] = set()
-    rest = norm_text
-    if " " in norm_text:
-        def sub(m: re.Match) -> str:
+    if " " in norm_text:  # a phrase adds its family; its words still count on their own
+        for m in _PHRASE_RE.finditer(norm_text):
             out.update(PHRASE_CONCEPTS[m.group(1)])
-            return " "
-        rest = _PHRASE_RE.sub(sub, norm_text)
-    for w in rest.split():
+    for w in norm_text.split():
         if _DIGIT.search(w) or w in _NUMBER_WORDS:
             out.add("NUM")
             continue
@@ -218,6 +220,7 @@ class ExampleIndex:
     neg: tuple[tuple[frozenset, float], ...]
     weights: dict  # concept -> weight
     threshold: float
+    others: tuple[tuple[frozenset, float], ...] = ()  # the other lines' examples
 
     def __bool__(self) -> bool:
         return bool(self.pos or self.neg)
@@ -229,9 +232,11 @@ class ExampleIndex:
             if total <= 0:
                 continue
             shared = ex & have
-            # one shared word is a coincidence unless the example is that short; and a match
-            # needs a word about the topic, not only function words ("how", "now", "help")
-            if len(shared) < min(2, len(ex)) or shared <= FUNCTION_CONCEPTS:
+            # a match needs a word about the topic, not only function words ("how", "now"); and
+            # one shared plain word is a coincidence, where one shared word family is not
+            if shared <= FUNCTION_CONCEPTS:
+                continue
+            if len(shared) < min(2, len(ex)) and not next(iter(shared)).isupper():
                 continue
             got = sum(w[c] for c in shared)
             # how much of the example the text says, tempered by how much else the text says
@@ -248,8 +253,18 @@ class ExampleIndex:
         return self._best(self.pos, have, have_total), self._best(self.neg, have, have_total)
 
     def matches(self, norm_text: str) -> bool:
+        """Close enough to an example, not as close to a counter example, and not clearly another
+        line's behaviour (a sentence much closer to another line's example is that line's)."""
         p, n = self.closeness(norm_text)
-        return p >= self.threshold and p > n
+        if p < self.threshold or p <= n:
+            return False
+        if self.others:
+            have = concepts(norm_text)
+            w = self.weights
+            have_total = sum(w.get(c, OTHER_WEIGHT) for c in have) or 1.0
+            if self._best(self.others, have, have_total) >= p + OTHER_LINE_MARGIN:
+                return False
+        return True
 
     def vetoes(self, norm_text: str) -> bool:
         """A near miss: the text is at least as close to a counter example as to any example."""
@@ -267,19 +282,22 @@ def _weight(concept: str, df: dict[str, int], n_docs: int) -> float:
 def build_index(examples: list[str], counter: list[str], threshold: float,
                 background: tuple[tuple[str, ...], ...] = ()) -> ExampleIndex:
     """The index of one line. `background`: the example texts of every line of the scorecard
-    (one tuple per line), for the concepts' rarity."""
+    (one tuple per line, this line's own among them), for the concepts' rarity and for telling
+    this line's behaviour from the others'."""
     pos_sets = [concepts(normalise(e)) for e in examples]
     neg_sets = [concepts(normalise(e)) for e in counter]
-    docs = [frozenset().union(*(concepts(normalise(t)) for t in doc)) for doc in background if doc]
+    own = tuple(examples)
+    other_sets = [concepts(normalise(t)) for doc in background if doc != own for t in doc]
+    docs = [frozenset().union(*(concepts(normalise(t)) for t in doc)) for doc in background if doc and doc != own]
     docs.append(frozenset().union(*pos_sets) if pos_sets else frozenset())
     df: dict[str, int] = {}
     for d in docs:
         for c in d:
             df[c] = df.get(c, 0) + 1
-    universe = set().union(*pos_sets, *neg_sets) if (pos_sets or neg_sets) else set()
+    universe = set().union(*pos_sets, *neg_sets, *other_sets) if (pos_sets or neg_sets or other_sets) else set()
     weights = {c: _weight(c, df, len(docs)) for c in universe}
 
     def items(sets):
         return tuple((s, sum(weights[c] for c in s)) for s in sets if s)
 
-    return ExampleIndex(items(pos_sets), items(neg_sets), weights, threshold)
+    return ExampleIndex(items(pos_sets), items(neg_sets), weights, threshold, items(other_sets))

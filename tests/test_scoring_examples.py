@@ -1,0 +1,132 @@
+"""Rubric lines that generalise from their examples (tools/scoring/similar.py), measured on
+labelled calls nobody tuned the engine on: the shipped tests/fixtures/holdout-other (our own
+demo, outbound, renewal and support calls), a brand-new line written only as a description and
+examples (tests/fixtures/custom-line), and ../shared/eval/dev-other when it is there."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import DEV_SET
+from playbook.loader import load_playbook
+from playbook.models import RubricLine, Scorecard
+from playbook.starter import STARTER_DIR
+from tools.scoring.evaluate import evaluate, load_labelled
+from tools.scoring.offline import score_offline
+from tools.scoring.similar import build_index, concepts
+from tools.scoring.text import normalise
+
+FIXTURES = Path(__file__).parent / "fixtures"
+HOLDOUT_OTHER = FIXTURES / "holdout-other"
+CUSTOM_LINE = FIXTURES / "custom-line"
+DEV_OTHER = DEV_SET.parent / "dev-other"
+CARDS = ("demo", "outbound", "renewal", "support")
+
+
+def _cases(folder: Path, card: str) -> list:
+    return [c for c in load_labelled(folder) if c.name.startswith(card + "-")] if folder.is_dir() else []
+
+
+@pytest.fixture(scope="module")
+def starter():
+    return load_playbook(STARTER_DIR)
+
+
+# --------------------------------------------------------------------------- the matcher itself
+
+
+def test_word_families_make_different_wording_one_concept():
+    assert "NOW" in concepts(normalise("How do you handle it at the moment?"))
+    assert "NOW" in concepts(normalise("how are you doing this currently"))
+    assert "DESCRIBE" in concepts(normalise("walk me through what happens"))
+    assert "NUM" in concepts(normalise("down from nine days to 4"))
+    # a phrase adds its family and its words still count
+    assert {"REACTION", "use"} <= concepts(normalise("how would your approvers use this"))
+
+
+def test_unseen_wording_matches_an_example_and_a_near_miss_vetoes():
+    idx = build_index(
+        ["Who else needs to sign off before you decide?", "Is anyone else involved in the decision?"],
+        ["Who else do you sell to?"], 0.4)
+    assert idx.matches(normalise("is there anybody who would want a say before you commit"))
+    assert not idx.matches(normalise("what colour is the logo"))
+    assert idx.vetoes(normalise("who else do you mostly sell to"))
+    assert not idx.vetoes(normalise("who else would need to approve this before you decide"))
+
+
+def test_a_statement_line_is_not_passed_by_a_question():
+    line = RubricLine(id="plan_stated", title="Plan stated", kind="statement", where="any",
+                      examples=["Here's the plan for today: the numbers first, then next steps."])
+    card = Scorecard(id="t", title="t", lines=[line])
+    turns = [{"speaker": "Rep", "role": "rep", "text": "So which plan are you on right now"},
+             {"speaker": "Buyer", "role": "buyer", "text": "The pro plan."}]
+    assert score_offline(turns, card).verdict("plan_stated").verdict == "fail"
+    turns[0]["text"] = "Okay, here's my plan for the call: the numbers first and then what comes next."
+    assert score_offline(turns, card).verdict("plan_stated").verdict == "pass"
+
+
+def test_agreement_evidence_is_the_proposal_unless_the_line_says_confirmation():
+    turns = [
+        {"speaker": "Rep", "role": "rep", "text": "Could we meet Thursday at 10 to go through the order form?"},
+        {"speaker": "Buyer", "role": "buyer", "text": "Thursday at 10 works."},
+        {"speaker": "Rep", "role": "rep", "text": "Great, I'll send the invite for Thursday at 10."},
+    ]
+    base = dict(id="next_step", title="Next step", kind="agreement", where="any",
+                patterns=[r"\b(thursday|monday)\b"], agree_patterns=[r"\bworks\b"])
+    proposal = Scorecard(id="t", title="t", lines=[RubricLine(**base)])
+    confirmation = Scorecard(id="t", title="t", lines=[RubricLine(**base, evidence="confirmation")])
+    assert score_offline(turns, proposal).verdict("next_step").turn == 0
+    assert score_offline(turns, confirmation).verdict("next_step").turn == 2
+
+
+# --------------------------------------------------------------------------- a line written by a user
+
+
+def test_a_new_line_from_description_and_examples_reaches_80_percent(tmp_path):
+    """A line nobody tuned the engine for: only its description, examples and near misses."""
+    spec = yaml.safe_load((CUSTOM_LINE / "line.yaml").read_text())
+    line = RubricLine.model_validate(spec)
+    assert not line.phrases and not line.patterns
+    card = Scorecard(id="spin", title="SPIN", lines=[line])
+    for f in CUSTOM_LINE.glob("*.json"):  # the labelled calls, without line.yaml
+        (tmp_path / f.name).write_text(f.read_text())
+    report = evaluate(load_labelled(tmp_path), card)
+    assert report["calls"] >= 10
+    assert report["accuracy"] >= 0.8, report["misses"]
+
+
+# --------------------------------------------------------------------------- the starter scorecards
+
+
+@pytest.mark.parametrize("card_id", CARDS)
+def test_starter_scorecards_on_our_own_holdout(starter, card_id):
+    cases = _cases(HOLDOUT_OTHER, card_id)
+    assert len(cases) >= 6, f"no holdout calls for {card_id} in {HOLDOUT_OTHER}"
+    report = evaluate(cases, starter.scorecard(card_id))
+    # floors measured with offline-20 (README accuracy table); the issue's 90% is not reached yet
+    assert report["accuracy"] >= 0.7, report["misses"]
+
+
+@pytest.mark.parametrize("card_id", CARDS)
+def test_starter_scorecards_on_the_dev_other_set(starter, card_id):
+    cases = _cases(DEV_OTHER, card_id)
+    if not cases:
+        pytest.skip(f"../shared/eval/dev-other not found at {DEV_OTHER}")
+    report = evaluate(cases, starter.scorecard(card_id))
+    assert report["accuracy"] >= 0.7, report["misses"]
+
+
+def test_starter_lines_read_as_definition_plus_examples(starter):
+    """Every line of the four example-led scorecards has a description and, unless it is an
+    agreement or a reply-to-a-trigger line, examples to generalise from."""
+    for card_id in CARDS:
+        card = starter.scorecard(card_id)
+        for ln in card.lines:
+            assert ln.description.strip(), (card_id, ln.id)
+            if ln.kind != "agreement" and ln.trigger is None:
+                assert len(ln.examples) >= 6, (card_id, ln.id)
+        text = (STARTER_DIR / "scorecards" / f"{card_id}.yaml").read_text()
+        assert len(text.splitlines()) < 300, card_id
