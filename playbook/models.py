@@ -87,6 +87,10 @@ class Trigger(Strict):
     """Makes a conditional line applicable: the line is `na` unless the trigger fires."""
 
     speaker: Speaker = "buyer"
+    examples: list[str] = Field(
+        default_factory=list,
+        description="Things the trigger speaker says that fire it, matched by closeness like a line's examples.",
+    )
     phrases: list[str] = Field(default_factory=list, description="Words or phrases that fire the trigger.")
     patterns: list[str] = Field(default_factory=list, description="Regular expressions that fire the trigger.")
     description: str = ""

@@ -189,6 +189,8 @@ def rubric_block(scorecard: Scorecard) -> str:
             item["rules"] = [r for r in rules if r]
         if ln.examples:
             item["examples"] = ln.examples[:6]
+        if ln.counter_examples:  # near misses (many learned from disputed verdicts): the newest matter most
+            item["near_misses_that_do_not_pass"] = ln.counter_examples[-6:]
         if ln.phrases:
             item["phrases"] = ln.phrases[:10]
         if ln.not_phrases:

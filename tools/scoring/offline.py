@@ -74,8 +74,9 @@ class Compiled:
     # and which of `pos` can match a sentence, from one scan of it
     pos_any: re.Pattern | None = None
     pos_index: CueIndex | None = None
-    # the line's examples and counter examples as concepts (similar.py)
+    # the line's examples and counter examples as concepts (similar.py), and the trigger's examples
     sim: ExampleIndex | None = None
+    trig_sim: ExampleIndex | None = None
 
 
 def _phrase_re(phrase: str) -> re.Pattern | None:
@@ -168,6 +169,9 @@ def _compile_line(line_json: str, background: tuple[tuple[str, ...], ...] = (), 
     comp.pos_index = CueIndex.build(cue_sets) if comp.pos else None
     if line.examples or line.counter_examples:
         comp.sim = build_index(line.examples, line.counter_examples, line.similarity or similarity, background)
+    if trig is not None and trig.examples:
+        # buyer talk wanders more than a rep's move: a trigger's examples must be matched more closely
+        comp.trig_sim = build_index(trig.examples, [], min(1.0, (line.similarity or similarity) + 0.2))
     return comp
 
 
@@ -281,10 +285,12 @@ def _example_hits(sent: Sentence, comp: Compiled, kind: str) -> list[tuple[int, 
         return []
     out = []
     pos = 0
-    statement = kind == "statement"
+    statement, question = kind == "statement", kind == "question"
     for c in sent.clauses:
         ln = len(c.text)
-        if c.text and not (statement and c.question) and sim.matches(c.text):
+        # a statement line is not passed by a question clause; a question line looks at the
+        # clauses that ask, else at the whole sentence ("... you think they'd use it, or would they fight it")
+        if c.text and not (statement and c.question) and not (question and not c.question) and sim.matches(c.text):
             out.append((pos, pos + max(ln, 1)))
         pos += ln + 1
     said = " ".join(c.text for c in sent.clauses if not c.question) if statement else sent.text
@@ -518,7 +524,8 @@ def _trigger_fires(comp: Compiled, text: str) -> bool:
     key = (comp.key, text)
     fired = _TRIGGER_FIRES.get(key)
     if fired is None:
-        fired = _search_any(comp.trig_cued, text) and not any(n.search(text) for n in comp.trig_neg)
+        fired = ((_search_any(comp.trig_cued, text) or comp.trig_sim is not None and comp.trig_sim.matches(text))
+                 and not any(n.search(text) for n in comp.trig_neg))
         if len(text) <= _text.CACHED_TEXT_MAX:
             remember(_TRIGGER_FIRES, key, fired, 20_000)
     return fired
@@ -604,11 +611,11 @@ def judge_line(call: CallText, line: RubricLine, card: Scorecard, small: list[re
 
 
 def _window_hit(tt: TurnText, line: RubricLine, comp: Compiled, small: list[re.Pattern]) -> Hit | None:
-    """Two sentences in a row that together come close to an example ("You told me the packets sit
-    for a week. This is what ends that."), when neither does alone; a question line needs one of
-    them to ask (small talk aside)."""
+    """Two sentences in a row that together come close to an example of a statement line ("You told
+    me the packets sit for a week. This is what ends that."), when neither does alone. (A question
+    says what it asks in its own sentence.)"""
     sim = comp.sim
-    if sim is None or not sim.pos or len(tt.sentences) < 2:
+    if sim is None or not sim.pos or len(tt.sentences) < 2 or line.kind != "statement":
         return None
     sents = tt.sentences
     for i in range(len(sents) - 1):
@@ -620,10 +627,8 @@ def _window_hit(tt: TurnText, line: RubricLine, comp: Compiled, small: list[re.P
         if ok is None:
             both = a.text + " " + b.text
             ok = sim.matches(both) and _vetoed(a, comp) is not None and _vetoed(b, comp) is not None
-            if ok and line.kind == "statement":
+            if ok:
                 ok = not (a.has_question and b.has_question)
-            if ok and line.kind == "question":
-                ok = any(c.question and not _clause_small_talk(c.text, small) for sn in (a, b) for c in sn.clauses)
             if len(both) <= _text.CACHED_TEXT_MAX:
                 remember(_SENTENCE_MATCHES, key, ok, 40_000)
         if ok:

@@ -13,7 +13,12 @@ and compares with its labels:
           "lines": {"<line>": {"n", "right", "accuracy", "kappa", "turn_n", "turn_right"}},
           "failures": [{"file", "test", "line", "kind": "verdict"|"turn", "expected", "got",
                         "expected_turn", "got_turn", "quote", "reason", "note"}],
-          "problems": ["file: message"]      # tests that could not be run
+          "problems": ["file: message"],     # tests that could not be run
+          "learned": {                       # only when scorecards/examples/<id>.yaml is merged in
+            "file", "pass": n, "fail": n,    # the examples file and how many examples it added
+            "version", "accuracy", "kappa", "disagreements",   # the scorecard as written, without them
+            "lines": {"<line>": {"n", "right", "accuracy", "kappa"}}
+          }
         }
       },
       "failures": [... every scorecard's failures ...],
@@ -22,6 +27,10 @@ and compares with its labels:
 With `scorecard_id`, that scorecard's report is also merged into the top level (so
 `report["lines"][line]["kappa"]` is what the certification gate reads). Results are cached by
 scorecard version, tests content and engine version: the same inputs never run twice.
+
+The top-level figures are those of the scorecard as served (learned examples merged in); when a
+learned-examples file exists, `learned` holds the same tests run on the scorecard as written, so
+`coachloop test` can show what the learned examples changed ("before -> after").
 """
 from __future__ import annotations
 
@@ -51,9 +60,24 @@ def _tests_key(tests: list) -> str:
 
 def _run_one(pb: Playbook, sid: str) -> dict:
     art = pb.require("scorecards", sid)
-    card = art.model
     tests = pb.tests.get(sid, [])
-    key = (str(pb.root), sid, art.version, _tests_key(tests), OFFLINE_ENGINE_VERSION)
+    report = _run_card(pb, sid, art.model, art.version, tests)
+    if art.base is not None:  # learned examples merged in: the same tests on the scorecard as written
+        before = _run_card(pb, sid, art.base.model, art.base.version, tests)
+        n_pass = n_fail = 0
+        for old, new in zip(art.base.model.lines, art.model.lines):
+            n_pass += len(new.examples) - len(old.examples)
+            n_fail += len(new.counter_examples) - len(old.counter_examples)
+        report["learned"] = {
+            "file": art.examples_path, "pass": n_pass, "fail": n_fail, "version": before["version"],
+            "accuracy": before["accuracy"], "kappa": before["kappa"], "disagreements": len(before["failures"]),
+            "lines": {lid: {k: ln[k] for k in ("n", "right", "accuracy", "kappa")} for lid, ln in before["lines"].items()},
+        }
+    return report
+
+
+def _run_card(pb: Playbook, sid: str, card, version: str, tests: list) -> dict:
+    key = (str(pb.root), sid, version, _tests_key(tests), OFFLINE_ENGINE_VERSION)
     with _LOCK:
         hit = _CACHE.get(key)
     if hit is not None:
@@ -64,7 +88,7 @@ def _run_one(pb: Playbook, sid: str) -> dict:
     for rel, test in sorted(tests, key=lambda x: x[0]):
         try:
             turns = turns_from_dicts(test.turns, test.rep, rel)
-            result = score_turns(turns, card, version=art.version)
+            result = score_turns(turns, card, version=version)
         except (ValueError, TypeError) as exc:
             problems.append(f"{rel}: {exc}")
             continue
@@ -103,7 +127,7 @@ def _run_one(pb: Playbook, sid: str) -> dict:
     n = len(all_pairs)
     report = {
         "scorecard": sid,
-        "version": art.version,
+        "version": version,
         "tests": len(tests),
         "verdicts": n,
         "accuracy": round(sum(1 for a, b in all_pairs if a == b) / n, 4) if n else None,

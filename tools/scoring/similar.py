@@ -134,6 +134,13 @@ RECAP: recap, play back, playback, replay, recall, what i heard, what i learned,
   correct me, summarize, summarise, summary, to remind, quick review, last time, when we spoke, when we talked,
   on our last call, from our call, from our last call, our call, our conversation, you told me, we talked about,
   from discovery, what we discussed, we discussed, where we left off, just to recap, heard from you
+IMPACT: impact, impacts, affect, affects, affected, effect, effects, consequence, consequences, knock on, ripple,
+  downstream, as a result, result of, leads to, lead to, led to, means for, mean for, what does that do, what does it do,
+  what did that do, what has that done, does to, set you back, sets you back, set off, cost you, costs you, costing you,
+  cost the, feel it, feels it, feeling it, feel the, hit, hits, hurt, hurts, where does that leave, leave you, left waiting,
+  undone, isn't getting done, not getting done, fall through, falls through, slip, slips, at risk, put at risk, lose,
+  losing, lost, suffer, suffers, show up for, end up, ends up, pay for, price of, toll, burden, pressure on, because of that,
+  because of it, if nothing changes, if it keeps, if that carries on, if that continues, stays this way, carry on
 TIME: monday, tuesday, wednesday, thursday, friday, saturday, sunday, tomorrow, next week, am, pm, noon, morning,
   afternoon, o'clock, oclock, end of week, end of month
 """
@@ -142,9 +149,9 @@ TIME: monday, tuesday, wednesday, thursday, friday, saturday, sunday, tomorrow, 
 FUNCTION_CONCEPTS = {"PERSON", "ELSE", "NOW", "SEQ", "DESCRIBE", "HELP"}
 FUNCTION_WEIGHT = 0.6
 # a word of the text that none of the line's examples uses weighs this much against it
-OTHER_WEIGHT = 0.5
+OTHER_WEIGHT = 0.25
 # closeness = coverage of the example ** (1 - PRECISION_SHARE) * share of the text it explains ** PRECISION_SHARE
-PRECISION_SHARE = 0.35
+PRECISION_SHARE = 0.25
 # a sentence this much closer to another line's example than to this line's belongs to that line
 OTHER_LINE_MARGIN = 0.1
 
@@ -160,6 +167,15 @@ SKIP = set(
     "anything everything nothing say said says tell told look looking see seen make made take took give gave come came "
     "able way time times day week".split()
 )
+
+# Set phrases that say nothing about the behaviour although their words would ("no worries" is
+# no concern): removed before the words are read.
+NEUTRAL_PHRASES = (
+    "no worries", "no problem", "not a problem", "no rush", "thank you", "thanks so much", "makes sense",
+    "that makes sense", "sounds good", "that's helpful", "thats helpful", "that's useful", "thats useful",
+    "good to hear", "nice to meet you", "good to meet you", "have a good one", "no no", "fair enough",
+)
+_NEUTRAL_RE = re.compile(r"(?<![\w'])(" + "|".join(re.escape(p) for p in NEUTRAL_PHRASES) + r")(?![\w'])")
 
 _NUMBER_WORDS = set(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
@@ -196,6 +212,8 @@ _PHRASE_RE = re.compile(
 def concepts(norm_text: str) -> frozenset[str]:
     """The concepts of normalised text (see module doc). Cached by text."""
     out: set[str] = set()
+    if " " in norm_text:
+        norm_text = _NEUTRAL_RE.sub(" ", norm_text)
     if " " in norm_text:  # a phrase adds its family; its words still count on their own
         for m in _PHRASE_RE.finditer(norm_text):
             out.update(PHRASE_CONCEPTS[m.group(1)])
