@@ -276,6 +276,21 @@ def _clause_small_talk(text: str, small: list[re.Pattern]) -> bool:
     return any(p.search(text) for p in small)
 
 
+# a request of the listener ("read me the PIN", "give it a try and tell me what you see", "order
+# number please"): for a line that asks, as good as a question
+REQUEST = re.compile(
+    r"^(okay |ok |so |and |now |then |just |alright |great |right )*(please |can you |could you |would you |will you |"
+    r"can i (get|have|grab|take)|could i (get|have)|i need |i'll need |i'd need )?"
+    r"(read|give|tell|send|spell|confirm|verify|check|try|open|pull|print|refresh|log|go ahead|run|place|restart|"
+    r"reload|click|tap|call|test|walk|let me know|show|share)\b"
+    r"|\bplease$|\bplease\b"
+)
+
+
+def _asks(c) -> bool:
+    return c.question or REQUEST.search(c.text) is not None
+
+
 def _example_hits(sent: Sentence, comp: Compiled, kind: str) -> list[tuple[int, int]]:
     """Spans (a, b) in sent.text that come close enough to one of the line's examples (and not
     closer to a counter example): each clause on its own, else the whole sentence. A statement
@@ -290,11 +305,11 @@ def _example_hits(sent: Sentence, comp: Compiled, kind: str) -> list[tuple[int, 
         ln = len(c.text)
         # a statement line is not passed by a question clause; a question line looks at the
         # clauses that ask, else at the whole sentence ("... you think they'd use it, or would they fight it")
-        if c.text and not (statement and c.question) and not (question and not c.question) and sim.matches(c.text):
+        if c.text and not (statement and c.question and sent.ends_q) and not (question and not _asks(c)) and sim.matches(c.text):
             out.append((pos, pos + max(ln, 1)))
         pos += ln + 1
-    said = " ".join(c.text for c in sent.clauses if not c.question) if statement else sent.text
-    if not out and len(sent.clauses) > 1 and said and sim.matches(said):
+    said = " ".join(c.text for c in sent.clauses if not c.question) if statement and sent.ends_q else sent.text
+    if not out and len(sent.clauses) > 1 and said and sim.matches(said, one_thing=False):
         out.append((0, max(len(sent.text), 1)))
     return out
 
@@ -397,7 +412,8 @@ def _sentence_matches(sent: Sentence, comp: Compiled, small: list[re.Pattern], k
         if not cis or any(ci in banned for ci in cis):
             continue
         if kind == "question":
-            qcs = [ci for ci in cis if sent.clauses[ci].question and not _clause_small_talk(sent.clauses[ci].text, small)
+            qcs = [ci for ci in cis if (sent.clauses[ci].question or what == "example" and REQUEST.search(sent.clauses[ci].text))
+                   and not _clause_small_talk(sent.clauses[ci].text, small)
                    and not (any_question and OFFER.match(sent.clauses[ci].text))]
             if not qcs:
                 continue
@@ -626,7 +642,7 @@ def _window_hit(tt: TurnText, line: RubricLine, comp: Compiled, small: list[re.P
         ok = _SENTENCE_MATCHES.get(key)
         if ok is None:
             both = a.text + " " + b.text
-            ok = sim.matches(both) and _vetoed(a, comp) is not None and _vetoed(b, comp) is not None
+            ok = sim.matches(both, one_thing=False) and _vetoed(a, comp) is not None and _vetoed(b, comp) is not None
             if ok:
                 ok = not (a.has_question and b.has_question)
             if len(both) <= _text.CACHED_TEXT_MAX:

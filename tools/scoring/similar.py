@@ -72,7 +72,7 @@ ALT: alternative, alternatives, competitor, competitors, competition, vendor, ve
   shopping around, pitching, evaluate, evaluating, other tools, other solutions, switch, switching, replace,
   look elsewhere, rfp, talking to, talked to, considering, consider, reconsider, shop around, other providers
 RESULT: result, results, saved, save, saving, savings, reduce, reduced, cut, improve, improved, increase, increased,
-  percent, faster, fewer, less, hours, days, minutes, weeks, roi, adoption, usage, active, users, went from,
+  percent, faster, fewer, less, roi, adoption, usage, active, users, went from,
   down from, up from, compared to, outcome, outcomes, impact, benefit, logged in, processed, handled, closed,
   completed, dropped, doubled, halved, went down, went up, year over year, since you, since go live, since launch
 SIGN: sign, signs, signature, signer, signing, signed, approve, approval, approvals, procurement, legal, paperwork,
@@ -165,7 +165,7 @@ SKIP = set(
     "i'm i've i'll i'd you're you've you'll you'd we're we've we'll we'd it's that's there's let let's about into "
     "over up out off down one just actually basically literally honestly definitely totally quite pretty something "
     "anything everything nothing say said says tell told look looking see seen make made take took give gave come came "
-    "able way time times day week".split()
+    "able way time times day days week weeks month months year years hour hours minute minutes".split()
 )
 
 # Set phrases that say nothing about the behaviour although their words would ("no worries" is
@@ -176,6 +176,12 @@ NEUTRAL_PHRASES = (
     "good to hear", "nice to meet you", "good to meet you", "have a good one", "no no", "fair enough",
 )
 _NEUTRAL_RE = re.compile(r"(?<![\w'])(" + "|".join(re.escape(p) for p in NEUTRAL_PHRASES) + r")(?![\w'])")
+
+# speech-recognition spellings of contractions (text.py maps the common ones already)
+ASR_CONTRACTIONS = {"ill": "i'll", "ive": "i've", "id": "i'd", "weve": "we've", "youve": "you've", "theyre": "they're",
+                    "wasnt": "wasn't", "arent": "aren't", "havent": "haven't", "hasnt": "hasn't", "wouldnt": "wouldn't",
+                    "couldnt": "couldn't", "shouldnt": "shouldn't", "youll": "you'll", "well": "well", "lets": "let's",
+                    "itll": "it'll", "theyll": "they'll", "youd": "you'd", "wed": "we'd"}
 
 _NUMBER_WORDS = set(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
@@ -212,6 +218,8 @@ _PHRASE_RE = re.compile(
 def concepts(norm_text: str) -> frozenset[str]:
     """The concepts of normalised text (see module doc). Cached by text."""
     out: set[str] = set()
+    if any(w in ASR_CONTRACTIONS for w in norm_text.split()):
+        norm_text = " ".join(ASR_CONTRACTIONS.get(w, w) for w in norm_text.split())
     if " " in norm_text:
         norm_text = _NEUTRAL_RE.sub(" ", norm_text)
     if " " in norm_text:  # a phrase adds its family; its words still count on their own
@@ -270,13 +278,14 @@ class ExampleIndex:
         have_total = sum(w.get(c, OTHER_WEIGHT) for c in have) or 1.0
         return self._best(self.pos, have, have_total), self._best(self.neg, have, have_total)
 
-    def matches(self, norm_text: str) -> bool:
-        """Close enough to an example, not as close to a counter example, and not clearly another
-        line's behaviour (a sentence much closer to another line's example is that line's)."""
+    def matches(self, norm_text: str, one_thing: bool = True) -> bool:
+        """Close enough to an example, not as close to a counter example, and, for a text that says
+        one thing (a clause), not clearly another line's behaviour (much closer to another line's
+        example). A longer stretch (an agenda, a recap) may well name other lines' topics."""
         p, n = self.closeness(norm_text)
         if p < self.threshold or p <= n:
             return False
-        if self.others:
+        if self.others and one_thing:
             have = concepts(norm_text)
             w = self.weights
             have_total = sum(w.get(c, OTHER_WEIGHT) for c in have) or 1.0

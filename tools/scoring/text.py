@@ -87,6 +87,20 @@ ASK = re.compile(
     r"can i ask|could i ask|may i ask|let me ask|(i'd|i would|i'm) (be )?interested to (know|hear|learn)|"
     r"(i'd|i would) like to (know|ask|hear)|i want to (know|ask)|i wanted to ask|quick question)\b"
 )
+# "customers tell us", "they keep telling me": a report of what others say, not an ask
+TOLD_BY = re.compile(r"\b(they|he|she|it|everyone|people|folks|\w+s)( \w+ly| all| always| often| keep| kept)? (tell|tells|telling) (me|us)$")
+
+
+def asks(text: str) -> bool:
+    """Does the clause ask (tell me, walk me through, I'm curious...)? Not when someone else is
+    said to tell ("our customers tell us that...")."""
+    for m in ASK.finditer(text):
+        if m.group(0).startswith("tell") and TOLD_BY.search(text[: m.end()]):
+            continue
+        return True
+    return False
+
+
 IN_SITU = re.compile(r"\b(on|in|with|using|at|from|for|to) (what|which)( \w+){0,2}$")
 CONFIRM_TAG = re.compile(r"(^|\b)(is that right|is that correct|correct|right|am i right|did i get that right|fair to say)$")
 SOFT_TAG = re.compile(
@@ -468,7 +482,7 @@ def clause_cue(ws: list[str]) -> bool:
     if not ws:
         return False
     text = " ".join(ws)
-    if ASK.search(text):
+    if asks(text):
         return True
     k0 = 0
     while k0 < len(ws) and (ws[k0] in DISCOURSE or ws[k0] in HEDGES):
@@ -744,7 +758,7 @@ def _mark_questions(cl: list[Clause], ends_q: bool, open_end: bool, punctuated: 
     if punctuated and not ends_q and not open_end:
         # a punctuated call marks its questions: only an explicit ask counts here
         for c in cl:
-            c.question = bool(ASK.search(c.text))
+            c.question = asks(c.text)
         return
     if ends_q:
         last = cl[-1].text
@@ -756,7 +770,7 @@ def _mark_questions(cl: list[Clause], ends_q: bool, open_end: bool, punctuated: 
                 return
             # only an agreement-seeking tag ("..., make sense?"): a statement
             for c in cl:
-                c.question = ASK.search(c.text) is not None
+                c.question = asks(c.text)
             return
     on = False
     for k in range(len(cl) - 1):
