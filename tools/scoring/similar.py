@@ -140,7 +140,10 @@ IMPACT: impact, impacts, affect, affects, affected, effect, effects, consequence
   cost the, feel it, feels it, feeling it, feel the, hit, hits, hurt, hurts, where does that leave, leave you, left waiting,
   undone, isn't getting done, not getting done, fall through, falls through, slip, slips, at risk, put at risk, lose,
   losing, lost, suffer, suffers, show up for, end up, ends up, pay for, price of, toll, burden, pressure on, because of that,
-  because of it, if nothing changes, if it keeps, if that carries on, if that continues, stays this way, carry on
+  because of it, if nothing changes, if it keeps, if that carries on, if that continues, stays this way, carry on,
+  add up, adds up, add up to, what does that cost, what does it cost you, how much does that cost, knock-on, fallout
+PRICE: price, prices, pricing, priced, uplift, fee, fees, rate card, list price, discount, discounts, per seat,
+  per user, per month, invoice amount, quote, quoted, renewal price, price increase, increase in price, cost per
 TIME: monday, tuesday, wednesday, thursday, friday, saturday, sunday, tomorrow, next week, am, pm, noon, morning,
   afternoon, o'clock, oclock, end of week, end of month
 """
@@ -151,9 +154,13 @@ FUNCTION_WEIGHT = 0.6
 # a word of the text that none of the line's examples uses weighs this much against it
 OTHER_WEIGHT = 0.25
 # closeness = coverage of the example ** (1 - PRECISION_SHARE) * share of the text it explains ** PRECISION_SHARE
-PRECISION_SHARE = 0.25
+PRECISION_SHARE = 0.35
 # a sentence this much closer to another line's example than to this line's belongs to that line
 OTHER_LINE_MARGIN = 0.1
+# weight of a concept = rarity across lines * (RECUR_BASE + share of the line's examples that hold it)
+RECUR_BASE = 3.0
+# a line with 4 examples or more: a text must hold one concept that at least this share of them hold
+CORE_SHARE = 1.1
 
 # Common words that say nothing about which behaviour a sentence is (pronouns, auxiliaries...).
 SKIP = set(
@@ -247,13 +254,16 @@ class ExampleIndex:
     weights: dict  # concept -> weight
     threshold: float
     others: tuple[tuple[frozenset, float], ...] = ()  # the other lines' examples
+    core: frozenset = frozenset()  # concepts that recur across the line's examples: what it is about
 
     def __bool__(self) -> bool:
         return bool(self.pos or self.neg)
 
-    def _best(self, items, have: frozenset, have_total: float) -> float:
+    def _best(self, items, have: frozenset, have_total: float, core: frozenset | None = None) -> float:
         w = self.weights
         best = 0.0
+        if core is not None and not (core & have):
+            return 0.0  # says nothing of what the line's examples keep coming back to
         for ex, total in items:
             if total <= 0:
                 continue
@@ -276,7 +286,7 @@ class ExampleIndex:
         have = concepts(norm_text)
         w = self.weights
         have_total = sum(w.get(c, OTHER_WEIGHT) for c in have) or 1.0
-        return self._best(self.pos, have, have_total), self._best(self.neg, have, have_total)
+        return self._best(self.pos, have, have_total, self.core or None), self._best(self.neg, have, have_total)
 
     def matches(self, norm_text: str, one_thing: bool = True) -> bool:
         """Close enough to an example, not as close to a counter example, and, for a text that says
@@ -322,9 +332,13 @@ def build_index(examples: list[str], counter: list[str], threshold: float,
         for c in d:
             df[c] = df.get(c, 0) + 1
     universe = set().union(*pos_sets, *neg_sets, *other_sets) if (pos_sets or neg_sets or other_sets) else set()
-    weights = {c: _weight(c, df, len(docs)) for c in universe}
+    # a concept most of the line's examples share is the behaviour; one that only one example
+    # mentions is that example's topic
+    recur = {c: sum(1 for p in pos_sets if c in p) / len(pos_sets) for c in universe} if pos_sets else {}
+    weights = {c: _weight(c, df, len(docs)) * (RECUR_BASE + recur.get(c, 0.0)) for c in universe}
+    core = frozenset(c for c, f in recur.items() if f >= CORE_SHARE and c not in FUNCTION_CONCEPTS) if len(pos_sets) >= 4 else frozenset()
 
     def items(sets):
         return tuple((s, sum(weights[c] for c in s)) for s in sets if s)
 
-    return ExampleIndex(items(pos_sets), items(neg_sets), weights, threshold, items(other_sets))
+    return ExampleIndex(items(pos_sets), items(neg_sets), weights, threshold, items(other_sets), core)
