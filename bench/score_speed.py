@@ -3,6 +3,8 @@
 
     python bench/score_speed.py                         # ms per call: dev set + 300 generated calls
     python bench/score_speed.py --calls 1000 --cold     # also with every scorer cache cleared
+                                                        # (discovery is pattern-led; demo, outbound,
+                                                        # renewal, support are example-led: both timed)
     python bench/score_speed.py --profile               # cProfile of the generated calls (top 35)
     python bench/score_speed.py --save-baseline /tmp/verdicts.json
     python bench/score_speed.py --check /tmp/verdicts.json
@@ -222,6 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.cold:
         time_calls("dev set (cold analysis)", dev, card, _clear_analysis)
         time_calls("generated (cold analysis)", gen[: max(1, args.calls // 3)], card, _clear_analysis)
+    # the two ways a line matches: discovery's lines are pattern-led (regular expressions, examples
+    # only when nearly said word for word); the other starter scorecards are example-led (each
+    # sentence weighed against the line's examples, see tools/scoring/similar.py)
+    some = gen[: max(1, args.calls // 3)]
+    for sid in ("demo", "outbound", "renewal", "support"):
+        time_calls(f"generated vs {sid} (example-led, warm)", some, cards[sid])
+        if args.cold:
+            time_calls(f"generated vs {sid} (example-led, cold)", some, cards[sid], _clear_analysis)
     return 0
 
 

@@ -4,13 +4,20 @@
 cross-references, and returns a `Playbook` snapshot with every problem found (file, line, field,
 message). A file that is broken never takes the rest down: when `previous` holds a good version of
 that artifact, the previous version keeps serving and the problem is reported.
+
+Learned examples (`scorecards/examples/<scorecard-id>.yaml`, written by `coachloop override`) are
+merged into their scorecard's lines as it loads (pass -> `examples`, fail -> `counter_examples`), so
+every consumer sees them. The scorecard's version then covers both files: it is the hash of the
+scorecard's text followed by a marked, commented copy of the examples file (`recorded_text`), which
+is also the text kept for that version, so `show-version` gives the exact inputs. A broken examples
+file never takes its scorecard down: the scorecard serves without it and the problem is reported.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +28,7 @@ from .models import (
     KIND_MODELS,
     KINDS,
     Certification,
+    LearnedExamples,
     LearningPath,
     Policy,
     RubricTest,
@@ -30,6 +38,7 @@ from .models import (
 
 MAX_FILE_BYTES = 1_000_000
 POLICY_FILE = "playbook.yaml"
+EXAMPLES_DIR = "scorecards/examples"  # learned examples, one file per scorecard: <scorecard-id>.yaml
 
 
 class PlaybookError(Exception):
@@ -56,13 +65,31 @@ class Artifact:
     kind: str
     id: str
     path: str  # relative to the playbook root, with forward slashes
-    version: str  # content hash of the file's bytes
-    text: str
+    version: str  # content hash of `text`
+    text: str  # the text this version is recorded under: the file's text (+ learned examples, see below)
     model: Any
+    # A scorecard with learned examples merged in: `base` is the scorecard as its own file holds it
+    # (text, version and model before the merge) and `examples_path` the examples file merged in.
+    base: "Artifact | None" = None
+    examples_path: str | None = None
 
     @property
     def ref(self) -> str:
         return f"{self.kind}/{self.id}@{self.version}"
+
+    @property
+    def file_text(self) -> str:
+        """The text of the artifact's own file (what an editor opens)."""
+        return self.base.text if self.base is not None else self.text
+
+    @property
+    def file_version(self) -> str:
+        """The content hash of the artifact's own file (what a writer compares before saving)."""
+        return self.base.version if self.base is not None else self.version
+
+    @property
+    def file_model(self) -> Any:
+        return self.base.model if self.base is not None else self.model
 
 
 @dataclass
@@ -184,8 +211,9 @@ def _message(err: dict) -> str:
 
 
 def parse_artifact_text(kind: str, rel: str, text: str) -> tuple[BaseModel | None, list[Problem]]:
-    """Parse one artifact's text into its model; on failure return every problem found."""
-    model_cls = Policy if kind == "policy" else KIND_MODELS[kind]
+    """Parse one artifact's text into its model; on failure return every problem found. `kind` is
+    one of KINDS, "policy", or "examples" (a learned-examples file)."""
+    model_cls = {"policy": Policy, "examples": LearnedExamples}.get(kind) or KIND_MODELS[kind]
     offset = 0
     body = None
     if rel.endswith(".md"):
@@ -285,8 +313,8 @@ def load_playbook(root: str | Path, previous: Playbook | None = None) -> Playboo
                 continue
             version = content_version(raw)
             prev = _previous_by_path(previous, kind, rel)
-            if prev is not None and prev.version == version:
-                model, probs = prev.model, []  # unchanged file: reuse the parsed model
+            if prev is not None and prev.file_version == version:
+                model, probs = prev.file_model, []  # unchanged file: reuse the parsed model
             else:
                 model, probs = parse_artifact_text(kind, rel, text)
             if model is None:
@@ -300,6 +328,7 @@ def load_playbook(root: str | Path, previous: Playbook | None = None) -> Playboo
                 continue
             pb.artifacts[kind][aid] = Artifact(kind, aid, rel, version, text, model)
 
+    _load_examples(pb, problems)
     _load_tests(pb, problems)
     problems.extend(_check_references(pb))
     pb.problems = problems
@@ -322,6 +351,175 @@ def _keep_previous(pb: Playbook, previous: Playbook | None, kind: str, rel: str)
         if art.path == rel and art.id not in pb.artifacts[kind]:
             pb.artifacts[kind][art.id] = art
             pb.stale.add(f"{kind}/{art.id}")
+
+
+# --------------------------------------------------------------------------- learned examples
+
+_EXAMPLES_MARK = re.compile(
+    r"^# -{4} learned examples: (?P<path>\S+), merged into the lines above "
+    r"\(its text follows, each line after '# '\) -{4}\n", re.M)
+
+
+def examples_path(scorecard_id: str) -> str:
+    """Where a scorecard's learned examples live, relative to the playbook root."""
+    return f"{EXAMPLES_DIR}/{scorecard_id}.yaml"
+
+
+def recorded_text(card_text: str, ex_rel: str, ex_text: str) -> str:
+    """The text a scorecard version with learned examples is recorded under: the scorecard's text,
+    then a marker line, then the examples file's text with every line behind '# '. It is still a
+    valid scorecard file (the copy is comments), and `split_recorded` gives both texts back."""
+    head = card_text if card_text.endswith("\n") or not card_text else card_text + "\n"
+    copy = "".join(f"# {ln}\n" if ln else "#\n" for ln in ex_text.splitlines())
+    return (f"{head}# ---- learned examples: {ex_rel}, merged into the lines above "
+            f"(its text follows, each line after '# ') ----\n{copy}")
+
+
+def split_recorded(text: str) -> tuple[str, str | None, str | None]:
+    """(scorecard text, examples path, examples text) of a recorded scorecard version; the last two
+    are None when the version has no learned examples."""
+    marks = list(_EXAMPLES_MARK.finditer(text))
+    if not marks:
+        return text, None, None
+    m = marks[-1]
+    copy = [ln[2:] if ln.startswith("# ") else ln[1:] for ln in text[m.end():].splitlines()]
+    return text[: m.start()], m.group("path"), "".join(ln + "\n" for ln in copy)
+
+
+def _norm_text(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def merge_examples(card: Scorecard, rel: str, text: str, scorecard_id: str | None = None) -> tuple[Scorecard | None, list[Problem]]:
+    """The scorecard with the learned examples in `text` (the file `rel`) merged into its lines, and
+    the problems found. None when the file cannot be used at all (the scorecard then serves
+    without it); an example naming a line the scorecard lacks, or contradicting another one (the
+    same words both pass and fail), is left out and reported, the rest are used."""
+    model, probs = parse_artifact_text("examples", rel, text)
+    if model is None:
+        return None, probs
+    sid = scorecard_id or card.id
+    if model.scorecard != sid:
+        return None, [Problem(rel, f"names scorecard '{model.scorecard}', but this file holds the examples of "
+                                   f"scorecard '{sid}' (the file is named after the scorecard)", field="scorecard")]
+    entries = list(model.examples or [])
+    bad: dict[int, Problem] = {}
+    node = None
+
+    def where(i: int, name: str) -> int | None:
+        nonlocal node
+        if node is None:
+            node = yaml.compose(text, Loader=_Loader)
+        return _yaml_line(node, ("examples", i, name))
+
+    seen: dict[tuple[str, str], tuple[int, str]] = {}
+    for i, ex in enumerate(entries):
+        if card.line(ex.line) is None:
+            bad[i] = Problem(rel, f"rubric line '{ex.line}' is not in scorecard '{sid}'", line=where(i, "line"),
+                             field=f"examples[{i}].line")
+            continue
+        key = (ex.line, _norm_text(ex.text))
+        if key in seen and seen[key][1] != ex.verdict:
+            j = seen[key][0]
+            for k in (j, i):
+                bad[k] = Problem(rel, f"the same words are labelled both pass and fail for line '{ex.line}' "
+                                      f"(examples[{j}] and examples[{i}]): keep the right one, delete the other",
+                                 line=where(k, "verdict"), field=f"examples[{k}].verdict")
+        seen.setdefault(key, (i, ex.verdict))
+    add: dict[str, tuple[list[str], list[str]]] = {}
+    for i, ex in enumerate(entries):
+        if i in bad:
+            continue
+        passes, fails = add.setdefault(ex.line, ([], []))
+        (passes if ex.verdict == "pass" else fails).append(" ".join(ex.text.split()))
+    lines = []
+    for ln in card.lines:
+        passes, fails = add.get(ln.id, ([], []))
+        have_p = {_norm_text(t) for t in ln.examples}
+        have_f = {_norm_text(t) for t in ln.counter_examples}
+        new_p = [t for t in _unique(passes) if _norm_text(t) not in have_p]
+        new_f = [t for t in _unique(fails) if _norm_text(t) not in have_f]
+        if new_p or new_f:
+            ln = ln.model_copy(update={"examples": [*ln.examples, *new_p], "counter_examples": [*ln.counter_examples, *new_f]})
+        lines.append(ln)
+    return card.model_copy(update={"lines": lines}), [bad[i] for i in sorted(bad)]
+
+
+def _unique(texts: list[str]) -> list[str]:
+    out, seen = [], set()
+    for t in texts:
+        if _norm_text(t) not in seen:
+            seen.add(_norm_text(t))
+            out.append(t)
+    return out
+
+
+def with_examples(art: Artifact, ex_rel: str, ex_text: str, merged: Scorecard) -> Artifact:
+    """The scorecard artifact serving `merged` (its lines plus the learned examples)."""
+    text = recorded_text(art.text, ex_rel, ex_text)
+    return replace(art, version=content_version(text.encode("utf-8")), text=text, model=merged, base=art,
+                   examples_path=ex_rel)
+
+
+def _load_examples(pb: Playbook, problems: list[Problem]) -> None:
+    folder = pb.root / EXAMPLES_DIR
+    if not folder.is_dir():
+        return
+    cards = pb.artifacts["scorecards"]
+    seen: dict[str, str] = {}
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.suffix not in {".yaml", ".yml"} or path.name.startswith("."):
+            continue
+        rel = path.relative_to(pb.root).as_posix()
+        sid = path.stem
+        if sid in seen:
+            problems.append(Problem(rel, f"scorecard '{sid}' already has its examples in {seen[sid]}: keep one file"))
+            continue
+        seen[sid] = rel
+        art = cards.get(sid)
+        if art is None:
+            known = ", ".join(sorted(cards)) or "none"
+            problems.append(Problem(rel, f"no scorecard '{sid}': an examples file is named after its scorecard's id "
+                                         f"(scorecards: {known})"))
+            continue
+        raw, prob = _read(path, rel, pb.root)
+        if prob:
+            problems.append(prob)
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(Problem(rel, "not UTF-8 text"))
+            continue
+        if f"scorecards/{sid}" in pb.stale:
+            continue  # the scorecard's file is broken: its last good version serves as it was
+        merged, probs = merge_examples(art.model, rel, text, sid)
+        problems.extend(probs)
+        if merged is not None:
+            cards[sid] = with_examples(art, rel, text, merged)
+
+
+def artifact_from_record(kind: str, aid: str, path: str, version: str, text: str) -> Artifact | None:
+    """An artifact rebuilt from a recorded version (`artifact_versions`): a scorecard recorded with
+    learned examples gets them merged again. None when the text does not parse."""
+    if kind != "scorecards":
+        model, _probs = parse_artifact_text(kind, path, text)
+        return None if model is None else Artifact(kind, aid, path, version, text, model)
+    card_text, ex_rel, ex_text = split_recorded(text)
+    card, _probs = parse_artifact_text(kind, path, card_text)
+    if card is None:
+        return None
+    if ex_rel is None:
+        return Artifact(kind, aid, path, version, text, card)
+    merged, _probs = merge_examples(card, ex_rel, ex_text or "")
+    base = Artifact(kind, aid, path, content_version(card_text.encode("utf-8")), card_text, card)
+    return Artifact(kind, aid, path, version, text, merged or card, base=base, examples_path=ex_rel)
+
+
+def parse_recorded_scorecard(text: str, path: str = "scorecards/(stored).yaml") -> Scorecard | None:
+    """The scorecard a recorded version served (learned examples merged), or None."""
+    art = artifact_from_record("scorecards", "(stored)", path, "", text)
+    return None if art is None else art.model
 
 
 def _load_tests(pb: Playbook, problems: list[Problem]) -> None:

@@ -611,7 +611,9 @@ def override(
 ) -> dict:
     """A human verdict on one line of a stored call. The engine's verdict is kept beside it
     (`engine_verdict`); the human one counts from now on, including after a rescore. Appends
-    `verdict.overridden`. Returns {call, line, verdict, before, engine_verdict, by, reason, at, score}."""
+    `verdict.overridden`. The disputed sentence becomes a learned example beside the scorecard
+    (`learn_from_override`). Returns {call, line, verdict, before, engine_verdict, by, reason, at,
+    score, event, example: {written, file, added, verdict, text, note}}."""
     store = coach.store
     verdict = str(verdict or "").strip().lower()
     if verdict not in call_store.VERDICTS:
@@ -640,9 +642,90 @@ def override(
                   "by": by, "reason": reason, "scorecard": call["scorecard_id"], "score": score,
                   "before_score": call["score"], "live": bool(call["live"])},
         )
+    example = learn_from_override(coach, call, line_id, verdict, prev, turn=turn, by=by, reason=reason, at=at)
     return {"call": call["id"], "line": line_id, "verdict": verdict, "before": prev["verdict"],
             "engine_verdict": prev["engine_verdict"], "by": by, "reason": reason, "at": at, "score": score,
-            "event": event_id}
+            "event": event_id, "example": example}
+
+
+EXAMPLE_MAX_CHARS = 300
+
+
+def _example_from_turn(text: str, kind: str) -> str:
+    """The words of an evidence turn worth learning: its questions for a question line (when it has
+    any), else the whole turn; at most ~300 characters, cut at a sentence or word boundary."""
+    import re
+
+    text = " ".join(str(text or "").split())
+    if kind == "question":
+        asked = [s for s in re.split(r"(?<=[.?!])\s+", text) if s.endswith("?")]
+        if asked:
+            text = " ".join(asked)
+    if len(text) <= EXAMPLE_MAX_CHARS:
+        return text
+    cut = text[:EXAMPLE_MAX_CHARS]
+    ends = [m.end() for m in re.finditer(r"[.?!](?=\s|$)", cut)]
+    if ends and ends[-1] >= EXAMPLE_MAX_CHARS // 3:
+        return cut[: ends[-1]]
+    return cut.rsplit(" ", 1)[0] if " " in cut else cut
+
+
+def learn_from_override(coach, call: dict, line_id: str, verdict: str, prev: dict, *, turn: int | None, by: str,
+                        reason: str, at: str) -> dict:
+    """Turn a disputed verdict into a labelled example beside the scorecard
+    (`scorecards/examples/<scorecard>.yaml`, see playbook/examples.py), so the engine does not make the
+    same mistake on the next call. An override to fail of an engine pass teaches its evidence quote as
+    a near miss (`fail`); an override to pass of an engine fail teaches the evidence turn given with
+    `turn` (`pass`). Returns {written, file, added, verdict, text, note}: `written` False with the
+    reason in `note` when there is nothing to learn (the override itself is recorded either way)."""
+    from playbook.examples import add_example
+    from playbook.loader import PlaybookError, examples_path
+
+    sid = call["scorecard_id"]
+    out: dict[str, Any] = {"written": False, "file": None, "added": False, "verdict": None, "text": None, "note": ""}
+    engine = prev.get("engine_verdict") or prev.get("verdict")
+    art = coach.playbook.get("scorecards", sid) if sid else None
+    line = art.model.line(line_id) if art is not None else None
+    text = None
+    if verdict == "na":
+        out["note"] = "an na verdict teaches no example"
+    elif line is None:
+        out["note"] = f"no example written: scorecard '{sid}' (line {line_id}) is not in the playbook now"
+    elif verdict == engine:
+        out["note"] = f"no example written: the engine already said {engine}"
+    elif verdict == "fail":
+        if engine != "pass" or not (prev.get("quote") or "").strip():
+            out["note"] = f"no example written: the engine said {engine} with no quote, so there is no sentence to learn from"
+        else:
+            text = prev["quote"]
+    elif engine != "fail":
+        out["note"] = (f"no example written: the engine said {engine} (the line's trigger did not fire); a pass "
+                       "example cannot teach that")
+    elif turn is None:
+        out["note"] = ("no example written: give the turn that passes the line (--turn N, 0-based; `coachloop call "
+                       f"{call['id']} --turns` numbers them) to teach the engine what passing sounds like")
+    else:
+        text = _example_from_turn(call["turns"][int(turn)].get("text", ""), line.kind)
+        if not text:
+            out["note"] = f"no example written: turn {turn} has no words"
+    if not text:
+        return out
+    out.update(verdict=verdict, text=" ".join(text.split()), file=examples_path(sid))
+    try:
+        w = add_example(coach.playbook_dir, sid, line=line_id, verdict=verdict, text=text, call=call["id"], by=by, at=at,
+                        reason=reason)
+    except (PlaybookError, OSError) as exc:
+        log.warning("override of call %s %s recorded, but no example was written: %s", call["id"], line_id, exc)
+        out["note"] = f"the override is recorded, but no example was written: {exc}"
+        return out
+    out.update(written=True, file=w.path, added=w.added)
+    if w.added:
+        out["note"] = (f"{'near miss' if verdict == 'fail' else 'passing example'} for {line_id} added to {w.path}; "
+                       "the engine uses it from the next call (stored calls are re-scored on the new scorecard version)")
+        coach.reload()
+    else:
+        out["note"] = f"{w.path} already holds this {verdict} example for {line_id}"
+    return out
 
 
 def _whoami() -> str:

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from playbook.loader import Artifact, Playbook, load_playbook, parse_artifact_text
+from playbook.loader import Playbook, artifact_from_record, load_playbook, parse_artifact_text
 from store.db import Store, StoreError
 
 log = logging.getLogger("coachloop")
@@ -83,13 +83,16 @@ def _serve_last_good(pb: Playbook, store: Store) -> Playbook:
         )
         if not row or row["path"] not in broken:
             continue  # a file deleted on purpose stays deleted
-        model, _probs = parse_artifact_text(kind, row["path"], row["text"])
-        if model is None:
-            continue
         if kind == "policy":
+            model, _probs = parse_artifact_text(kind, row["path"], row["text"])
+            if model is None:
+                continue
             seed.policy, seed.policy_version = model, version
         else:
-            seed.artifacts.setdefault(kind, {})[aid] = Artifact(kind, aid, row["path"], version, row["text"], model)
+            art = artifact_from_record(kind, aid, row["path"], version, row["text"])
+            if art is None:
+                continue
+            seed.artifacts.setdefault(kind, {})[aid] = art
         found = True
     if not found:
         return pb

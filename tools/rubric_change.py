@@ -34,7 +34,7 @@ import logging
 import time
 from typing import Any, Callable
 
-from playbook.loader import parse_artifact_text
+from playbook.loader import parse_recorded_scorecard
 from playbook.models import RubricLine, Scorecard
 from store import calls as call_store
 from store.db import Store, dumps, now_iso
@@ -89,8 +89,8 @@ def line_changes(old: Scorecard | None, new: Scorecard | None) -> dict:
 
 
 def parse_scorecard(text: str, path: str = "scorecards/(stored).yaml") -> Scorecard | None:
-    model, _probs = parse_artifact_text("scorecards", path, text)
-    return model  # type: ignore[return-value]
+    """The scorecard a stored version served (its learned examples merged in, when it had any)."""
+    return parse_recorded_scorecard(text, path)
 
 
 class _VersionCache:

@@ -95,7 +95,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "override",
         help="dispute one verdict of a stored call, or export disputed calls as rubric tests",
         description="Record a human verdict on one rubric line of a stored call: who, what and why. The engine's "
-        "verdict is kept beside it; the human one counts from now on. With --export-tests DIR, write every "
+        "verdict is kept beside it; the human one counts from now on. The disputed sentence becomes a labelled "
+        "example in scorecards/examples/<scorecard>.yaml (a wrongly passed quote a near miss; for a pass, the --turn "
+        "given), which the engine uses from the next call. With --export-tests DIR, write every "
         "call with an overridden verdict as a labelled rubric test (for scorecards/tests/).",
     )
     p.add_argument("call", nargs="?", metavar="CALL", help="call id (as printed by `coachloop score`)")
@@ -103,7 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--verdict", choices=["pass", "fail", "na"], help="the right verdict")
     p.add_argument("--reason", metavar="TEXT", help="why the engine's verdict is wrong")
     p.add_argument("--by", metavar="NAME", help="who decided (default: $COACHLOOP_USER or the login name)")
-    p.add_argument("--turn", type=int, metavar="N", help="0-based evidence turn for a pass")
+    p.add_argument("--turn", type=int, metavar="N", help="0-based evidence turn for a pass (its words become a learned pass example)")
     p.add_argument("--export-tests", metavar="DIR", help="write disputed calls as labelled rubric tests into DIR")
     p.add_argument("--scorecard", metavar="ID", dest="scorecard_id", help="with --export-tests: only this scorecard's calls")
     _common(p)
@@ -384,6 +386,11 @@ def cmd_override(args: argparse.Namespace) -> int:
         else:
             print(f"call {result['call']} {result['line']}: {result['before']} -> {result['verdict']} "
                   f"(engine: {result['engine_verdict']}) by {result['by']}: {result['reason']}; score now {result['score']:.2f}")
+            ex = result.get("example") or {}
+            if ex.get("written"):
+                print(f"learned: {ex['verdict']} example {ex['text']!r} -> {ex['file']}" + ("" if ex.get("added") else " (already there)"))
+            if ex.get("note"):
+                print(ex["note"] if not ex.get("written") else f"  {ex['note']}")
         return rc
 
 

@@ -2,7 +2,8 @@
 
 Every labelled example in `scorecards/tests/` is scored with the offline engine and compared with
 its labels. Prints agreement per line (share right and Cohen's kappa) and every example that
-disagrees; exits 1 when any example disagrees (verdict or labelled evidence turn) or a test cannot
+disagrees; when a scorecard has learned examples (scorecards/examples/<id>.yaml, from disputed
+verdicts), also the agreement of the scorecard as written, per line "before -> after"; exits 1 when any example disagrees (verdict or labelled evidence turn) or a test cannot
 be run, 0 otherwise.
 """
 from __future__ import annotations
@@ -51,13 +52,24 @@ def cmd_test(args: argparse.Namespace) -> int:
     for sid, rep in report["scorecards"].items():
         print(f"scorecard {sid} @{rep['version']}: {rep['tests']} test(s), {rep['verdicts']} verdicts, "
               f"accuracy {_fmt(rep['accuracy'], True).strip()}, kappa {_fmt(rep['kappa']).strip()}")
-        print(f"  {'line':30} {'n':>3} {'right':>7} {'kappa':>6}  evidence")
+        learned = rep.get("learned")
+        if learned:
+            print(f"  learned examples: {learned['file']} ({learned['pass']} pass, {learned['fail']} near miss"
+                  f"{'es' if learned['fail'] != 1 else ''}); as written @{learned['version']}: accuracy "
+                  f"{_fmt(learned['accuracy'], True).strip()}, kappa {_fmt(learned['kappa']).strip()}, "
+                  f"{learned['disagreements']} disagreement(s)")
+        print(f"  {'line':30} {'n':>3} {'right':>7} {'kappa':>6}  evidence" + ("  right, kappa as written -> learned" if learned else ""))
         for lid, ln in rep["lines"].items():
             if not ln["n"]:
                 print(f"  {lid:30} {0:>3}     n/a    n/a  (no labelled example)")
                 continue
             ev = f"{ln['turn_right']}/{ln['turn_n']}" if ln["turn_n"] else "-"
-            print(f"  {lid:30} {ln['n']:>3} {_fmt(ln['accuracy'], True):>7} {_fmt(ln['kappa']):>6}  {ev}")
+            change = ""
+            if learned and lid in learned["lines"]:
+                b = learned["lines"][lid]
+                change = (f"  {_fmt(b['accuracy'], True).strip()} -> {_fmt(ln['accuracy'], True).strip()}, "
+                          f"{_fmt(b['kappa']).strip()} -> {_fmt(ln['kappa']).strip()}")
+            print(f"  {lid:30} {ln['n']:>3} {_fmt(ln['accuracy'], True):>7} {_fmt(ln['kappa']):>6}  {ev:8}{change}".rstrip())
         for f in rep["failures"]:
             if f["kind"] == "verdict":
                 print(f"  FAIL {f['file']} {f['line']}: expected {f['expected']}"

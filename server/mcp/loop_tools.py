@@ -323,6 +323,15 @@ class RescoreResult(BaseModel):
     summary: str
 
 
+class LearnedExampleOut(BaseModel):
+    written: bool = Field(description="True when the disputed sentence is (now or already) a learned example in the playbook.")
+    file: str | None = Field(None, description="The examples file, relative to the playbook (scorecards/examples/<scorecard>.yaml).")
+    added: bool = Field(False, description="False when the same example was in the file already.")
+    verdict: Literal["pass", "fail"] | None = Field(None, description="pass: counts as the line; fail: a near miss that must not.")
+    text: str | None = Field(None, description="The sentence learned.")
+    note: str = Field("", description="What happened, or why no example was written and how to give one.")
+
+
 class OverrideResult(BaseModel):
     call_id: int
     line: str
@@ -332,6 +341,7 @@ class OverrideResult(BaseModel):
     by: str
     reason: str
     score: float | None = None
+    example: LearnedExampleOut | None = Field(None, description="The labelled example the dispute taught the engine, if any.")
     summary: str
 
 
@@ -465,23 +475,29 @@ def _register_calls(mcp, coach: Coach) -> None:
         description=(
             "Replace the engine's verdict on one rubric line of a stored call with a human one (pass, fail or na) and a "
             "reason. The human verdict counts from then on, also after a rescore; the engine's is kept beside it. Use "
-            "when a verdict is wrong against the quote. Returns the new verdict, the previous one and the call's new score."
+            "when a verdict is wrong against the quote. The dispute also teaches the engine: a wrongly passed quote "
+            "becomes a near miss (fail example), and for a wrongly failed line the evidence turn (give `turn`) becomes a "
+            "pass example, in the playbook file scorecards/examples/<scorecard>.yaml, used from the next call. Returns "
+            "the new verdict, the previous one, the call's new score and the example written (file, text) or why none was."
         ),
     )
     @guard("override_verdict")
-    def override_verdict(
+    async def override_verdict(
         call_id: Annotated[int, Field(description="The call's id.")],
         line: Annotated[str, Field(description="Rubric line id.")],
         verdict: Annotated[Literal["pass", "fail", "na"], Field(description="The correct verdict.")],
         reason: Annotated[str, Field(min_length=1, description="Why the engine's verdict is wrong.")],
         by: Annotated[str | None, Field(description="Who decided (name or email).")] = None,
-        turn: Annotated[int | None, Field(description="Turn that holds the evidence, if any.")] = None,
+        turn: Annotated[int | None, Field(description="Turn (0-based) that holds the evidence, if any; for a pass, the "
+                                                      "turn whose words become the learned pass example.")] = None,
     ) -> OverrideResult:
-        r = calls_mod.override(coach, call_id, line, verdict, reason, by, turn=turn)
+        r = await anyio.to_thread.run_sync(lambda: calls_mod.override(coach, call_id, line, verdict, reason, by, turn=turn))
+        ex = r.get("example") or {}
+        learned = f"; {ex['note']}" if ex.get("note") else ""
         return OverrideResult(
             call_id=r["call"], line=r["line"], verdict=r["verdict"], before=r.get("before"), engine_verdict=r.get("engine_verdict"), by=r["by"],
-            reason=r["reason"], score=r.get("score"),
-            summary=f"call {r['call']} line {r['line']}: {r.get('before')} -> {r['verdict']} by {r['by']}; score now {r.get('score')}",
+            reason=r["reason"], score=r.get("score"), example=LearnedExampleOut(**ex) if ex else None,
+            summary=clip(f"call {r['call']} line {r['line']}: {r.get('before')} -> {r['verdict']} by {r['by']}; score now {r.get('score')}{learned}", 1500),
         )
 
 

@@ -113,6 +113,8 @@ def _kind_of(rel: str) -> str:
         return head
     if head == "scorecards" and rest.startswith("tests/"):
         raise ToolError(f"{rel}: rubric tests are not written through playbook_write; edit the file in the playbook folder")
+    if head == "scorecards" and rest.startswith("examples/"):
+        raise ToolError(f"{rel}: learned examples are written by override_verdict; review or edit the file in the playbook folder")
     raise ToolError(
         f"{rel!r} is not a playbook artifact path: use playbook.yaml or <kind>/<id>.yaml "
         f"(scenarios/<id>.md), kind one of {', '.join(KINDS)}"
@@ -209,9 +211,9 @@ def read_artifact(coach: Coach, kind: str | None, art_id: str | None, path: str 
         kind=art.kind,
         id=art.id,
         path=art.path,
-        version=art.version,
+        version=art.file_version,  # what playbook_write's expected_version is compared with
         uri=artifact_uri(art.kind, art.id),
-        text=art.text,
+        text=art.file_text,
         stale=f"{art.kind}/{art.id}" in pb.stale,
         problems=probs,
     )

@@ -40,7 +40,7 @@ def _artifact_text(coach: Coach, kind: str, art_id: str) -> str:
     if art is None:
         known = ", ".join(sorted(coach.playbook.artifacts.get(kind, {}))) or "none"
         raise ResourceNotFoundError(f"no {kind[:-1]} '{art_id}' in the playbook (known: {known}); read {index_uri(kind)} for the list")
-    return art.text
+    return art.file_text
 
 
 def _index(coach: Coach, kind: str) -> str:

@@ -149,7 +149,7 @@ TIME: monday, tuesday, wednesday, thursday, friday, saturday, sunday, tomorrow, 
 """
 
 # Words that carry the act more than the topic: kept, at a lower weight.
-FUNCTION_CONCEPTS = {"PERSON", "ELSE", "NOW", "SEQ", "DESCRIBE", "HELP"}
+FUNCTION_CONCEPTS = {"PERSON", "ELSE", "NOW", "SEQ", "DESCRIBE"}
 FUNCTION_WEIGHT = 0.6
 # a word of the text that none of the line's examples uses weighs this much against it
 OTHER_WEIGHT = 0.25
