@@ -49,13 +49,8 @@ def test_dev_set_evidence_turns(dev_report):
 def test_starter_rubric_tests_all_agree():
     report = run_rubric_tests(load_playbook(STARTER_DIR))
     assert set(report["scorecards"]) == {"discovery", "demo", "outbound", "renewal", "support"}
-    assert not report["problems"], report["problems"]
+    assert report["ok"], report["failures"] + report["problems"]
     disc = report["scorecards"]["discovery"]
-    assert disc["accuracy"] == 1.0, [f for f in report["failures"] if f["test"].startswith("discovery")]
-    # the four example-led scorecards: most verdicts right (their remaining disagreements are
-    # listed by `coachloop test` and named in the README's accuracy table)
-    for sid in ("demo", "outbound", "renewal", "support"):
-        assert report["scorecards"][sid]["accuracy"] >= 0.8, [f for f in report["failures"] if sid in f["file"]]
     assert disc["tests"] >= 6
     # every discovery line has at least one labelled pass and one labelled fail
     pb = load_playbook(STARTER_DIR)

@@ -58,10 +58,12 @@ def test_unseen_wording_matches_an_example_and_a_near_miss_vetoes():
 
 
 def test_a_statement_line_is_not_passed_by_a_question():
+    """(A question marked with '?': speech-recognition text has none, and its question marking is
+    a guess, so there a statement line reads every clause.)"""
     line = RubricLine(id="plan_stated", title="Plan stated", kind="statement", where="any",
                       examples=["Here's the plan for today: the numbers first, then next steps."])
     card = Scorecard(id="t", title="t", lines=[line])
-    turns = [{"speaker": "Rep", "role": "rep", "text": "So which plan are you on right now"},
+    turns = [{"speaker": "Rep", "role": "rep", "text": "So, which plan are you on right now?"},
              {"speaker": "Buyer", "role": "buyer", "text": "The pro plan."}]
     assert score_offline(turns, card).verdict("plan_stated").verdict == "fail"
     turns[0]["text"] = "Okay, here's my plan for the call: the numbers first and then what comes next."

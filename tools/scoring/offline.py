@@ -287,6 +287,11 @@ REQUEST = re.compile(
 )
 
 
+# how close the whole sentence must come (as a share of the line's `similarity`) for one of its
+# clauses to count
+SENTENCE_SHARE = 0.9
+
+
 def _asks(c) -> bool:
     return c.question or REQUEST.search(c.text) is not None
 
@@ -296,7 +301,11 @@ def _example_hits(sent: Sentence, comp: Compiled, kind: str) -> list[tuple[int, 
     closer to a counter example): each clause on its own, else the whole sentence. A statement
     line is not passed by a question ("which plan are you on" states no plan)."""
     sim = comp.sim
-    if sim is None or not sim.pos:
+    if sim is None or not sim.pos or not sim.may_match(sent.text):
+        return []
+    # a clause counts where its sentence as a whole is close enough too: an aside inside a
+    # sentence about something else is not the behaviour
+    if sim.closeness(sent.text)[0] < sim.threshold * SENTENCE_SHARE:
         return []
     out = []
     pos = 0
@@ -318,7 +327,7 @@ def _vetoed(sent: Sentence, comp: Compiled) -> set[int] | None:
     """Clauses (indexes within the sentence) that come closer to a counter example than to any
     example: they cannot carry a pass. None: the whole sentence is a near miss."""
     sim = comp.sim
-    if sim is None or not sim.neg:
+    if sim is None or not sim.neg or not sim.may_match(sent.text, counter=True):
         return set()
     if sim.vetoes(sent.text):
         return None
@@ -485,7 +494,7 @@ def _may_match_sentence(sent: Sentence, comp: Compiled) -> bool:
     if comp.pos and (not _plain(text) or comp.pos_any.search(text)):  # cues only hold on lower-case ASCII text
         return True
     # an example: the sentence itself comes close to one (a clause alone holds fewer concepts)
-    return comp.sim is not None and bool(comp.sim.pos) and comp.sim.closeness(text)[0] >= comp.sim.threshold
+    return comp.sim is not None and bool(comp.sim.pos) and comp.sim.may_match(text)
 
 
 def _speaker_ok(line_speaker: str, role: str) -> bool:

@@ -100,7 +100,7 @@ FIXED: fixed, fix, reset, updated, update, changed, applied, cleared, escalated,
   engineering, workaround, patch, patched, pushed, rolled back, resolved, refund, refunded, credited, credit,
   resynced, resync, reissued, reinstalled, restored, removed, corrected, caused, cause, root cause, was because,
   what i did, what i've done, what happened was, going forward, from now on, within, by tomorrow, hours, will hear
-WORKING: working, works now, work now, try it, give it a try, try again, try that, test, testing, refresh, log back in,
+WORKING: working, works now, work now, try it, give it a try, test, testing, refresh, log back in,
   show up, shows up, come through, comes through, looks right, look right, on your end, tell me what you see,
   let me know what you see, tell me what comes out, tell me what happens, what do you see now, go through now,
   went through, back to normal, all set now, fixed now, resolved now, gone now, loads now, come up now
@@ -280,6 +280,25 @@ class ExampleIndex:
             if score > best:
                 best = score
         return best
+
+    def may_match(self, norm_text: str, counter: bool = False) -> bool:
+        """False only when no part of this text (a clause of it) can match an example (with
+        `counter`, a counter example): an upper bound for every clause, whose concepts are a
+        subset of the text's (a clause says at most as much of an example, and nothing else
+        weighs against it)."""
+        have = concepts(norm_text)
+        w = self.weights
+        if not counter and self.core and not (self.core & have):
+            return False
+        for ex, total in (self.neg if counter else self.pos):
+            shared = ex & have
+            if total <= 0 or shared <= FUNCTION_CONCEPTS:
+                continue
+            if len(shared) < min(2, len(ex)) and not next(iter(shared)).isupper():
+                continue
+            if (sum(w[c] for c in shared) / total) ** (1 - PRECISION_SHARE) >= self.threshold:
+                return True
+        return False
 
     def closeness(self, norm_text: str) -> tuple[float, float]:
         """(closeness to the best example, to the best counter example) of this text, 0..1."""
