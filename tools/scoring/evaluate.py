@@ -31,6 +31,7 @@ class LabelledCall:
     rep: str
     turns: list[Turn]
     labels: dict[str, dict]  # line id -> {"verdict", "turn", "note"}
+    scorecard: str | None = None  # the scorecard it was labelled against, when the file says
 
 
 def turns_from_dicts(raw: list[dict], rep: str, source: str = "<turns>") -> list[Turn]:
@@ -67,7 +68,7 @@ def load_labelled(folder: str | Path) -> list[LabelledCall]:
         if not isinstance(data, dict) or "labels" not in data or "turns" not in data:
             raise ValueError(f"{path}: expected an object with 'rep', 'turns' and 'labels'")
         cases.append(LabelledCall(path.name, data.get("rep", ""), turns_from_dicts(data["turns"], data.get("rep", ""), str(path)),
-                                  {k: dict(v) for k, v in data["labels"].items()}))
+                                  {k: dict(v) for k, v in data["labels"].items()}, data.get("scorecard")))
     return cases
 
 
@@ -131,9 +132,11 @@ def evaluate(
             "evidence_n": p["evidence_n"],
             "confusion": p["confusion"],
         }
+    lowest = min((ln["accuracy"] for ln in lines_out.values()), default=None)
     return {
         "scorecard": scorecard.id,
         "calls": len(cases),
+        "lowest_line": lowest,
         "verdicts": total_n,
         "accuracy": round(total_right / total_n, 4) if total_n else None,
         "evidence_accuracy": round(ev_right / ev_n, 4) if ev_n else None,
@@ -143,3 +146,18 @@ def evaluate(
         "evidence_misses": evidence_misses,
         "per_call": calls,
     }
+
+
+# The issue's targets for a scorecard on labelled calls: share of verdicts right, the lowest line,
+# evidence turn right on true passes.
+TARGETS = {"accuracy": 0.90, "lowest_line": 0.80, "evidence_accuracy": 0.85}
+
+
+def meets_targets(report: dict[str, Any], targets: dict[str, float] = TARGETS) -> list[str]:
+    """The targets a report misses, as 'name figure < target' strings (empty: all met)."""
+    out = []
+    for key, target in targets.items():
+        got = report.get(key)
+        if got is not None and got < target:
+            out.append(f"{key} {got:.1%} < {target:.0%}")
+    return out
