@@ -156,6 +156,10 @@ class RubricLine(Strict):
     min_answer_words: int = Field(
         0, ge=0, description="The other side's next turn must have at least this many words (they answered)."
     )
+    open_question: bool = Field(
+        False, description="kind question: only an open question counts (what, how, why, walk me through, tell "
+        "me about...), not one answered yes or no (\"is payroll a headache?\")."
+    )
     agree_patterns: list[str] = Field(
         default_factory=list, description="kind agreement: regular expressions for the other side accepting."
     )

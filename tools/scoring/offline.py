@@ -75,6 +75,7 @@ class Compiled:
     pos_any: re.Pattern | None = None
     pos_index: CueIndex | None = None
     # the line's examples and counter examples as concepts (similar.py), and the trigger's examples
+    open_question: bool = False
     sim: ExampleIndex | None = None
     trig_sim: ExampleIndex | None = None
 
@@ -156,6 +157,7 @@ def _compile_line(line_json: str, background: tuple[tuple[str, ...], ...] = (), 
         pos=_compile_list(line.phrases, line.patterns),
         neg=_compile_list(line.not_phrases, line.not_patterns),
         examples=list(line.examples),
+        open_question=line.open_question,
         agree=[_rx(p) for p in line.agree_patterns],
         refuse=[_rx(p) for p in line.refuse_patterns],
         trig=_compile_list(trig.phrases, trig.patterns) if trig else [],
@@ -423,7 +425,8 @@ def _sentence_matches(sent: Sentence, comp: Compiled, small: list[re.Pattern], k
         if kind == "question":
             qcs = [ci for ci in cis if (sent.clauses[ci].question or what == "example" and REQUEST.search(sent.clauses[ci].text))
                    and not _clause_small_talk(sent.clauses[ci].text, small)
-                   and not (any_question and OFFER.match(sent.clauses[ci].text))]
+                   and not (any_question and OFFER.match(sent.clauses[ci].text))
+                   and not (comp.open_question and not _text.open_question(sent.clauses[ci].text))]
             if not qcs:
                 continue
             if what != "example" and not any_question and _pitch_or_negated(sent, a, "question"):

@@ -101,6 +101,20 @@ def asks(text: str) -> bool:
     return False
 
 
+def open_question(text: str) -> bool:
+    """Is this clause (normalised words) an open question: a wh-word leads it (after discourse
+    words and hedges: "so what", "and roughly how many"), it asks (tell me, walk me through), or
+    its wh-word sits in place ("on what platform")? A yes/no question ("is it a headache", "do
+    you use") is not."""
+    ws = text.split()
+    k = 0
+    while k < len(ws) and (ws[k] in DISCOURSE or ws[k] in HEDGES or ws[k] in {"like", "just", "and", "so", "then"}):
+        k += 1
+    if k < len(ws) and (ws[k] in WH or ws[k] in WH_CONTR):
+        return True
+    return asks(text) or bool(IN_SITU.search(text))
+
+
 IN_SITU = re.compile(r"\b(on|in|with|using|at|from|for|to) (what|which)( \w+){0,2}$")
 CONFIRM_TAG = re.compile(r"(^|\b)(is that right|is that correct|correct|right|am i right|did i get that right|fair to say)$")
 SOFT_TAG = re.compile(
