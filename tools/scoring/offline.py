@@ -281,16 +281,16 @@ def _clause_small_talk(text: str, small: list[re.Pattern]) -> bool:
 # a request of the listener ("read me the PIN", "give it a try and tell me what you see", "order
 # number please"): for a line that asks, as good as a question
 REQUEST = re.compile(
-    r"^(okay |ok |so |and |now |then |just |alright |great |right )*(please |can you |could you |would you |will you |"
-    r"can i (get|have|grab|take)|could i (get|have)|i need |i'll need |i'd need )?"
+    r"^(okay |ok |so |and |now |then |just |alright |great |right )*(please )?"
     r"(read|give|tell|send|spell|confirm|verify|check|try|open|pull|print|refresh|log|go ahead|run|place|restart|"
     r"reload|click|tap|call|test|walk|let me know|show|share)\b"
-    r"|\bplease$|\bplease\b"
+    r"|\b(can|could|may) (i|we) (get|have|grab|take|ask for|confirm|verify)\b"
+    r"|\b(can|could|would|will) you (please )?(read|give|tell|send|spell|confirm|verify|check|try|open|pull|print|"
+    r"refresh|log|run|place|restart|reload|click|tap|call|test|walk|show|share|go)\b"
+    r"|\b(i'll|i will|i'd|i would) need\b|\bplease\b"
 )
 
 
-# how close the whole sentence must come (as a share of the line's `similarity`) for one of its
-# clauses to count
 SENTENCE_SHARE = 0.9
 
 

@@ -157,6 +157,10 @@ OTHER_WEIGHT = 0.25
 PRECISION_SHARE = 0.35
 # a sentence this much closer to another line's example than to this line's belongs to that line
 OTHER_LINE_MARGIN = 0.1
+# a counter example vetoes a text it explains at least this much better than any example (a tie
+# goes to the counter example at 0; a little above, a sentence that holds both a near miss and
+# the behaviour, "thanks for calling, I'll get you sorted", still passes)
+VETO_MARGIN = 0.02
 # weight of a concept = rarity across lines * (RECUR_BASE + share of the line's examples that hold it)
 RECUR_BASE = 3.0
 # a line with 4 examples or more: a text must hold one concept that at least this share of them hold
@@ -312,7 +316,7 @@ class ExampleIndex:
         one thing (a clause), not clearly another line's behaviour (much closer to another line's
         example). A longer stretch (an agenda, a recap) may well name other lines' topics."""
         p, n = self.closeness(norm_text)
-        if p < self.threshold or p <= n:
+        if p < self.threshold or n >= p + VETO_MARGIN:
             return False
         if self.others and one_thing:
             have = concepts(norm_text)
@@ -327,7 +331,7 @@ class ExampleIndex:
         if not self.neg:
             return False
         p, n = self.closeness(norm_text)
-        return n >= self.threshold and n >= p
+        return n >= self.threshold and n >= p + VETO_MARGIN
 
 
 def _weight(concept: str, df: dict[str, int], n_docs: int) -> float:
