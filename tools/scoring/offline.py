@@ -294,6 +294,20 @@ REQUEST = re.compile(
 SENTENCE_SHARE = 0.9
 
 
+# "what I've done is...", "what we did was...": a statement that opens with a wh-word
+PSEUDO_CLEFT = re.compile(r"^(so |and |okay |ok |well |right )*what (i|we|you|they|i've|we've|you've|i'd|we'd) (\w+ ){0,3}(is|was)\b")
+
+
+def _plainly_asks(c, sent: Sentence) -> bool:
+    """A clause that is plainly a question (a statement line is not passed by it): marked with a
+    question mark, or, where speech recognition left none, a question led by a wh-word."""
+    if not c.question:
+        return False
+    if sent.ends_q:
+        return True
+    return _text.open_question(c.text) and not PSEUDO_CLEFT.match(c.text)
+
+
 def _asks(c) -> bool:
     return c.question or REQUEST.search(c.text) is not None
 
@@ -316,7 +330,7 @@ def _example_hits(sent: Sentence, comp: Compiled, kind: str) -> list[tuple[int, 
         ln = len(c.text)
         # a statement line is not passed by a question clause; a question line looks at the
         # clauses that ask, else at the whole sentence ("... you think they'd use it, or would they fight it")
-        if c.text and not (statement and c.question and sent.ends_q) and not (question and not _asks(c)) and sim.matches(c.text):
+        if c.text and not (statement and _plainly_asks(c, sent)) and not (question and not _asks(c)) and sim.matches(c.text):
             out.append((pos, pos + max(ln, 1)))
         pos += ln + 1
     said = " ".join(c.text for c in sent.clauses if not c.question) if statement and sent.ends_q else sent.text

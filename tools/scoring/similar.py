@@ -36,7 +36,7 @@ DESCRIBE: walk me through, walk us through, talk me through, take me through, te
   what happens, how does, how do, how is, how are, what is, what are, run me through
 PROCESS: process, workflow, handle, handling, manage, managing, run, running, procedure, approach, setup, set up,
   system, method, routine, operation, operations, way, ways, tool, tools, spreadsheet, manually, manual
-SEQ: first, second, third, start, start with, begin, kick off, then, after that, next, finally, last, lastly,
+SEQ: first, second, third, start with, begin with, kick off with, then, after that, next, finally, lastly,
   wrap up, finish, end with, close out, afterwards, from there, to finish
 PLAN: agenda, plan, outline, cover, go over, go through, get through, run through, structure, topics, topic,
   want to do today, like to do today, thought we'd, figured we'd, we could, three things, couple of things,
@@ -92,7 +92,8 @@ VERIFY: verify, verification, confirm, email on file, email address, account num
   date of birth, security question, postcode, zip, zip code, phone number, identity, pin, security, passcode,
   user id, username, order number, customer id, customer number, billing address, spell, registered, on file,
   member id, policy number, invoice number
-ERROR: error, message, messages, happen, happening, happened, start, started, began, steps, changed, change, see,
+ERROR: error, message, messages, happen, happening, happened, when did it start, when did this start, start happening,
+  started happening, when did that start, when it started, steps, changed, change, see,
   seeing, screen, occur, occurring, symptom, exactly, reproduce, every time, browser, device, code, pop up, pops up,
   popup, blank, crash, crashes, crashing, freeze, freezes, spin, spinning, load, loading, fail, failing, failed,
   when did, what were you, what does it say, what do you see, what version, which version, affected
