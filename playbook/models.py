@@ -131,7 +131,11 @@ class RubricLine(Strict):
     description: str = Field("", description="What pass and fail mean, in words a manager would use.")
     methodology: list[str] = Field(default_factory=list, description="MEDDICC, BANT, SPIN, ...")
     speaker: Speaker = "rep"
-    where: Literal["opening", "any", "closing"] = "any"
+    where: Literal["opening", "early", "any", "late", "closing"] = Field(
+        "any",
+        description="opening / closing: the scorecard's first opening_turns / last closing_turns turns; early / "
+        "late: the first / second half of the call (understand the issue before the fix, confirm it after); any.",
+    )
     kind: Literal["question", "statement", "agreement"] = Field(
         "question", description="question: the rep must ask; statement: the rep must say; agreement: both sides settle on it."
     )

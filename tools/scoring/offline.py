@@ -295,7 +295,7 @@ SENTENCE_SHARE = 0.9
 
 
 # "what I've done is...", "what we did was...": a statement that opens with a wh-word
-PSEUDO_CLEFT = re.compile(r"^(so |and |okay |ok |well |right )*what (i|we|you|they|i've|we've|you've|i'd|we'd) (\w+ ){0,3}(is|was)\b")
+PSEUDO_CLEFT = re.compile(r"^(so |and |okay |ok |well |right )*what (i|we|you|they|i've|ive|we've|weve|you've|i'd|we'd) (\w+ ){0,3}(is|was)\b")
 
 
 def _plainly_asks(c, sent: Sentence) -> bool:
@@ -341,13 +341,18 @@ def _example_hits(sent: Sentence, comp: Compiled, kind: str) -> list[tuple[int, 
 
 def _vetoed(sent: Sentence, comp: Compiled) -> set[int] | None:
     """Clauses (indexes within the sentence) that come closer to a counter example than to any
-    example: they cannot carry a pass. None: the whole sentence is a near miss."""
+    example: they cannot carry a pass. None: the whole sentence is a near miss (and no clause of
+    it is the behaviour on its own: "let's get this sorted together now" is no "how can I help
+    you today" because both say "now")."""
     sim = comp.sim
     if sim is None or not sim.neg or not sim.may_match(sent.text, counter=True):
         return set()
+    clauses = [c.text for c in sent.clauses]
+    out = {i for i, t in enumerate(clauses) if t and sim.vetoes(t)}
     if sim.vetoes(sent.text):
-        return None
-    return {i for i, c in enumerate(sent.clauses) if c.text and sim.vetoes(c.text)}
+        if not any(t and i not in out and sim.matches(t) for i, t in enumerate(clauses)):
+            return None
+    return out
 
 
 def match_turn(
@@ -593,6 +598,10 @@ def judge_line(call: CallText, line: RubricLine, card: Scorecard, small: list[re
             turns = turns[:card.opening_turns]
         elif line.where == "closing":
             turns = turns[max(0, n - card.closing_turns):]
+        elif line.where == "early":
+            turns = turns[:(n + 1) // 2]
+        elif line.where == "late":
+            turns = turns[n // 2:]
         cands = call.memo[ck] = [t for t in turns if _speaker_ok(line.speaker, t.role)]
     replies: list[int] = []
     if line.trigger is not None:
