@@ -281,7 +281,7 @@ def _clause_small_talk(text: str, small: list[re.Pattern]) -> bool:
 # a request of the listener ("read me the PIN", "give it a try and tell me what you see", "order
 # number please"): for a line that asks, as good as a question
 REQUEST = re.compile(
-    r"^(okay |ok |so |and |now |then |just |alright |great |right )*(please )?"
+    r"^(okay |ok |so |now |then |just |alright |great |right )*(please )?"
     r"(read|give|tell|send|spell|confirm|verify|check|try|open|pull|print|refresh|log|go ahead|run|place|restart|"
     r"reload|click|tap|call|test|walk|let me know|show|share)\b"
     r"|\b(can|could|may) (i|we) (get|have|grab|take|ask for|confirm|verify)\b"

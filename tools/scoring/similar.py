@@ -84,7 +84,7 @@ SORRY: sorry, apologize, apologise, apologies, frustrating, frustrated, annoying
   appreciate your patience, stressed, gut punch, hair out, the worst, brutal, that's hard, thats hard, tough,
   rough spot, rough day, rough morning, upset, panic, scary, worrying, disruptive, headache, last thing you need,
   completely understand, totally understand, i understand, i can see why, makes sense you're
-HELP: help, sort, sorted, fix, take care, own, on it, look into, get to the bottom, resolve, make sure, assist,
+HELP: help, sort, sorted, fix, take care, own this, own it, i'll own, on it, look into, get to the bottom, resolve, make sure, assist,
   happy to, stay on, figure out, take it from here, take ownership, my job, personally, until it's, until its,
   see it through, as long as it takes, you got me, you've got me, right place, i've got this, i got this, leave it with me,
   i'll handle, i will handle, i'm on it, we'll get, let's get, we will get
