@@ -439,6 +439,9 @@ def _sentence_matches(sent: Sentence, comp: Compiled, small: list[re.Pattern], k
     out = []
     for a, b, what in spans:
         cis = sent.clauses_in(a, b)
+        if what == "example" and len(cis) > 1:
+            # a whole sentence close to an example: its near-miss clauses drop out, the rest carry it
+            cis = [ci for ci in cis if ci not in banned]
         if not cis or any(ci in banned for ci in cis):
             continue
         if kind == "question":

@@ -104,6 +104,8 @@ FIXED: fixed, fix, reset, updated, update, changed, applied, cleared, escalated,
 WORKING: working, works now, work now, try it, give it a try, test, testing, refresh, log back in,
   show up, shows up, come through, comes through, looks right, look right, on your end, tell me what you see,
   let me know what you see, tell me what comes out, tell me what happens, what do you see now, go through now,
+  tell me what it shows, tell me what it says, tell me whether, tell me if, let me know if, let me know whether,
+  what does it show now, what does it say now, does it show, does it work, is it showing, are you seeing,
   went through, back to normal, all set now, fixed now, resolved now, gone now, loads now, come up now
 ANYELSE: anything else, something else, else i can, else we can, other questions, help with today, ticket,
   reference, case number, ticket number, reference number, case id, ticket id, confirmation number, anything more
