@@ -76,6 +76,7 @@ class Compiled:
     pos_index: CueIndex | None = None
     # the line's examples and counter examples as concepts (similar.py), and the trigger's examples
     open_question: bool = False
+    kind: str = "question"
     sim: ExampleIndex | None = None
     trig_sim: ExampleIndex | None = None
 
@@ -158,6 +159,7 @@ def _compile_line(line_json: str, background: tuple[tuple[str, ...], ...] = (), 
         neg=_compile_list(line.not_phrases, line.not_patterns),
         examples=list(line.examples),
         open_question=line.open_question,
+        kind=line.kind,
         agree=[_rx(p) for p in line.agree_patterns],
         refuse=[_rx(p) for p in line.refuse_patterns],
         trig=_compile_list(trig.phrases, trig.patterns) if trig else [],
@@ -333,7 +335,7 @@ def _example_hits(sent: Sentence, comp: Compiled, kind: str) -> list[tuple[int, 
         if c.text and not (statement and _plainly_asks(c, sent)) and not (question and not _asks(c)) and sim.matches(c.text):
             out.append((pos, pos + max(ln, 1)))
         pos += ln + 1
-    said = " ".join(c.text for c in sent.clauses if not c.question) if statement and sent.ends_q else sent.text
+    said = " ".join(c.text for c in sent.clauses if not _plainly_asks(c, sent)) if statement else sent.text
     if not out and len(sent.clauses) > 1 and said and sim.matches(said, one_thing=False):
         out.append((0, max(len(sent.text), 1)))
     return out
@@ -506,6 +508,11 @@ def _may_match_text(tt: TurnText, comp: Compiled) -> bool:
                 remember(_SENTENCE_MAY, key, may, 40_000)
         if may:
             return True
+    if comp.kind == "statement" and comp.sim is not None and comp.sim.pos:
+        # two sentences in a row may say an example together (_window_hit)
+        sents = tt.sentences
+        return any(sents[i].text and sents[i + 1].text and comp.sim.may_match(sents[i].text + " " + sents[i + 1].text)
+                   for i in range(len(sents) - 1))
     return False
 
 
