@@ -147,6 +147,8 @@ IMPACT: impact, impacts, affect, affects, affected, effect, effects, consequence
   add up, adds up, add up to, what does that cost, what does it cost you, how much does that cost, knock-on, fallout
 PRICE: price, prices, pricing, priced, uplift, fee, fees, rate card, list price, discount, discounts, per seat,
   per user, per month, invoice amount, quote, quoted, renewal price, price increase, increase in price, cost per
+USE: use, uses, using, used, you're on, you are on, you guys are on, we're on, runs on, run on, built on,
+  plugs into, plugs in, integrates with, integration, connects to, syncs with
 TIME: monday, tuesday, wednesday, thursday, friday, saturday, sunday, tomorrow, next week, am, pm, noon, morning,
   afternoon, o'clock, oclock, end of week, end of month
 """
