@@ -510,6 +510,10 @@ def clause_cue(ws: list[str]) -> bool:
             prev = ws[j - 1]
             if prev not in PRON and prev not in {"to", "that", "if", "whether", "than", "as", "let", "what", "who", "where", "when", "how", "which", "there", "here"}:
                 return True
+            # "...doing the job for you is anything not working": "you is" cannot be one clause, so
+            # a new one starts at the auxiliary (speech recognition runs sentences together)
+            if prev == "you" and w in {"is", "was", "does", "has", "isn't", "doesn't", "hasn't"}:
+                return True
     if IN_SITU.search(text):
         return True
     return False
