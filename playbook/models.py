@@ -157,6 +157,11 @@ class RubricLine(Strict):
     before_first_question: bool = Field(
         False, description="Counts only before the rep's first real question (small talk excepted), e.g. an agenda."
     )
+    until_examples: list[str] = Field(
+        default_factory=list,
+        description="Counts only in the line speaker's turns before the first one that comes close to one of "
+        "these (a demo recap must come before the tour: 'This is the dashboard', 'Here you can see...').",
+    )
     min_answer_words: int = Field(
         0, ge=0, description="The other side's next turn must have at least this many words (they answered)."
     )

@@ -79,6 +79,7 @@ class Compiled:
     kind: str = "question"
     sim: ExampleIndex | None = None
     trig_sim: ExampleIndex | None = None
+    until_sim: ExampleIndex | None = None
 
 
 def _phrase_re(phrase: str) -> re.Pattern | None:
@@ -173,6 +174,8 @@ def _compile_line(line_json: str, background: tuple[tuple[str, ...], ...] = (), 
     comp.pos_index = CueIndex.build(cue_sets) if comp.pos else None
     if line.examples or line.counter_examples:
         comp.sim = build_index(line.examples, line.counter_examples, line.similarity or similarity, background)
+    if line.until_examples:
+        comp.until_sim = build_index(line.until_examples, [], line.similarity or similarity)
     if trig is not None and trig.examples:
         # buyer talk wanders more than a rep's move: a trigger's examples must be matched more closely
         comp.trig_sim = build_index(trig.examples, [], min(1.0, (line.similarity or similarity) + 0.2))
@@ -633,6 +636,12 @@ def judge_line(call: CallText, line: RubricLine, card: Scorecard, small: list[re
         return _judge_agreement(call, line, comp, cands)
     before = None
     first_q = None
+    if comp.until_sim is not None:
+        # only the turns before the first that does what `until_examples` describe
+        stop = next((t.index for t in call.turns if _speaker_ok(line.speaker, t.role)
+                     and any(s.text and comp.until_sim.matches(s.text) for s in t.sentences)), None)
+        if stop is not None:
+            cands = [t for t in cands if t.index < stop]
     if line.before_first_question and cands:
         # the rep's first real question: only one among the candidate turns changes anything
         first_q = first_real_question(call, small, upto=cands[-1].index)
