@@ -697,8 +697,8 @@ def _window_hit(tt: TurnText, line: RubricLine, comp: Compiled, small: list[re.P
         if ok is None:
             both = a.text + " " + b.text
             ok = sim.matches(both, one_thing=False) and _vetoed(a, comp) is not None and _vetoed(b, comp) is not None
-            if ok:
-                ok = not (a.has_question and b.has_question)
+            if ok:  # a statement is said, not asked: no question in the pair
+                ok = not (a.has_question or b.has_question)
             if len(both) <= _text.CACHED_TEXT_MAX:
                 remember(_SENTENCE_MATCHES, key, ok, 40_000)
         if ok:
