@@ -310,7 +310,9 @@ def _plainly_asks(c, sent: Sentence) -> bool:
         return False
     if sent.ends_q:
         return True
-    return _text.open_question(c.text) and not PSEUDO_CLEFT.match(c.text)
+    # led by its wh-word ("so when did it start"); an ask ("I'd like to hear how the year went,
+    # then...") can be a plan as much as a question
+    return _text.open_question(c.text) and not _text.asks(c.text) and not PSEUDO_CLEFT.match(c.text)
 
 
 def _asks(c) -> bool:

@@ -59,15 +59,16 @@ TEAMS: team, teams, department, departments, group, groups, division, divisions,
   location, locations, office, offices, branch, branches, region, regions, crew, crews, org, organization,
   function, functions, business unit, subsidiary, clinic, clinics, store, stores, warehouse, warehouses, plant, plants
 GROW: grow, growing, growth, expand, expanding, expansion, extend, roll out, rolling out, rollout, scale, scaling,
-  add, adding, additional, bring on, hire, hiring, new hires, headcount, acquisition, acquire, acquiring, open,
-  opening, more seats, more users, more licenses, use case, use cases, elsewhere, anywhere else, other parts,
+  add, adding, additional, bring on, hire, hiring, new hires, headcount, acquisition, acquire, acquiring,
+  opening a, opened a, just opened, opening new, more seats, more users, more licenses, use case, use cases, elsewhere, anywhere else, other parts,
   benefit from, could use, make use, same problem, same headache, same issue
 CONCERN: concern, concerns, concerned, worry, worried, worries, issue, issues, problem, problems, frustration,
   frustrations, frustrate, frustrating, bug, bugs, bugging, headache, headaches, pain, painful, challenge,
   challenges, struggle, struggling, complaint, complaints, not working, isn't working, doesn't work, annoy,
   annoying, bother, bothering, friction, gripe, pain point, wrong, broken, unhappy, not happy, could be better,
-  change one thing, keeps you up, hesitation, hesitations, reservations, risk, risks, missing, gap, gaps, letdown,
-  disappoint, disappointed, disappointing, falling short, fall short, improve
+  change one thing, keeps you up, hesitation, hesitations, reservations, risk, risks, gap, gaps, letdown,
+  disappoint, disappointed, disappointing, falling short, fall short, improve, what's missing, is missing, are missing,
+  something missing
 ALT: alternative, alternatives, competitor, competitors, competition, vendor, vendors, option, options, looking around,
   shopping around, pitching, evaluate, evaluating, other tools, other solutions, switch, switching, replace,
   look elsewhere, rfp, talking to, talked to, considering, consider, reconsider, shop around, other providers
@@ -92,16 +93,16 @@ VERIFY: verify, verification, confirm, email on file, email address, account num
   date of birth, security question, postcode, zip, zip code, phone number, identity, pin, security, passcode,
   user id, username, order number, customer id, customer number, billing address, spell, registered, on file,
   member id, policy number, invoice number
-ERROR: error, message, messages, happen, happening, happened, when did it start, when did this start, start happening,
-  started happening, when did that start, when it started, steps, changed, change, see,
-  seeing, screen, occur, occurring, symptom, exactly, reproduce, every time, browser, device, code, pop up, pops up,
+ERROR: error, message, messages, happen, happening, happened, what do you see, do you see, are you seeing,
+  seeing an error, anything change, what changed, did anything change, has anything changed, when did it start, when did this start, start happening,
+  started happening, when did that start, when it started, steps, screen, occur, occurring, symptom, exactly, reproduce, every time, browser, device, code, pop up, pops up,
   popup, blank, crash, crashes, crashing, freeze, freezes, spin, spinning, load, loading, fail, failing, failed,
   when did, what were you, what does it say, what do you see, what version, which version, affected
 FIXED: fixed, fix, reset, updated, update, changed, applied, cleared, escalated, escalate, escalating, ticket, engineer,
   engineering, workaround, patch, patched, pushed, rolled back, resolved, refund, refunded, credited, credit,
   resynced, resync, reissued, reinstalled, restored, removed, corrected, caused, cause, root cause, was because,
   what i did, what i've done, what happened was, going forward, from now on, within, by tomorrow, hours, will hear
-WORKING: working, works now, work now, try it, give it a try, test, testing, refresh, log back in,
+WORKING: it's working, is working, working now, working again, it works, works now, work now, try it, give it a try, test, testing, refresh, log back in,
   show up, shows up, come through, comes through, looks right, look right, on your end, tell me what you see,
   let me know what you see, tell me what comes out, tell me what happens, what do you see now, go through now,
   tell me what it shows, tell me what it says, tell me whether, tell me if, let me know if, let me know whether,
@@ -109,9 +110,9 @@ WORKING: working, works now, work now, try it, give it a try, test, testing, ref
   went through, back to normal, all set now, fixed now, resolved now, gone now, loads now, come up now
 ANYELSE: anything else, something else, else i can, else we can, other questions, help with today, ticket,
   reference, case number, ticket number, reference number, case id, ticket id, confirmation number, anything more
-REASON: reason, reasons, calling, reach out, reaching out, the reason, why i'm calling, why i called, calling about,
+REASON: reason, reasons, i'm calling, im calling, reach out, reaching out, the reason, why i'm calling, why i called, calling about,
   calling because, thirty seconds, 30 seconds, got a sec, caught you, out of the blue
-NOTICED: saw, seen, noticed, read, congrats, congratulations, announced, announcement, opened, hired, hiring, funding,
+NOTICED: saw, seen, noticed, read, congrats, congratulations, announced, announcement, just opened, hired, hiring, funding,
   raised, linkedin, post, posted, article, podcast, website, job posting, job postings, launched, expanded,
   new location, award, press release, came across, heard, spoke at, featured, recently
 COMPANIES: companies, teams like, companies like, similar, customers, clients, folks like, people like, typically,

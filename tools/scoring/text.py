@@ -88,7 +88,10 @@ ASK = re.compile(
     r"(i'd|i would) like to (know|ask|hear)|i want to (know|ask)|i wanted to ask|quick question)\b"
 )
 # "customers tell us", "they keep telling me": a report of what others say, not an ask
-TOLD_BY = re.compile(r"\b(they|he|she|it|everyone|people|folks|\w+s)( \w+ly| all| always| often| keep| kept)? (tell|tells|telling) (me|us)$")
+TOLD_BY = re.compile(
+    r"\b((they|people|folks|\w+s)( \w+ly| all| always| often| keep| kept)? (tell|telling)"
+    r"|(he|she|it|everyone|everybody)( \w+ly| always| often| keeps| kept)? (tells|telling)) (me|us)$"
+)
 
 
 def asks(text: str) -> bool:
