@@ -66,7 +66,7 @@ CONCERN: concern, concerns, concerned, worry, worried, worries, issue, issues, p
   frustrations, frustrate, frustrating, bug, bugs, bugging, headache, headaches, pain, painful, challenge,
   challenges, struggle, struggling, complaint, complaints, not working, isn't working, doesn't work, annoy,
   annoying, bother, bothering, friction, gripe, pain point, wrong, broken, unhappy, not happy, could be better,
-  change one thing, keeps you up, hesitation, hesitations, reservations, risk, risks, gap, gaps, letdown,
+  change one thing, keeps you up, hesitation, hesitations, reservations, risk, risks, missing, missed, gap, gaps, letdown,
   disappoint, disappointed, disappointing, falling short, fall short, improve, what's missing, is missing, are missing,
   something missing
 ALT: alternative, alternatives, competitor, competitors, competition, vendor, vendors, option, options, looking around,
