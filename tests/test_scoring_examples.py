@@ -14,7 +14,7 @@ from conftest import DEV_SET
 from playbook.loader import load_playbook
 from playbook.models import RubricLine, Scorecard
 from playbook.starter import STARTER_DIR
-from tools.scoring.evaluate import evaluate, load_labelled
+from tools.scoring.evaluate import evaluate, load_labelled, meets_targets
 from tools.scoring.offline import score_offline
 from tools.scoring.similar import build_index, concepts
 from tools.scoring.text import normalise
@@ -106,8 +106,8 @@ def test_starter_scorecards_on_our_own_holdout(starter, card_id):
     cases = _cases(HOLDOUT_OTHER, card_id)
     assert len(cases) >= 6, f"no holdout calls for {card_id} in {HOLDOUT_OTHER}"
     report = evaluate(cases, starter.scorecard(card_id))
-    # floors measured with offline-20 (README accuracy table); the 90% is not reached yet
-    assert report["accuracy"] >= 0.7, report["misses"]
+    # our own calls, never tuned on line by line: 90-95% of verdicts with offline-20 (README)
+    assert report["accuracy"] >= 0.85, report["misses"]
 
 
 @pytest.mark.parametrize("card_id", CARDS)
@@ -116,7 +116,8 @@ def test_starter_scorecards_on_the_dev_other_set(starter, card_id):
     if not cases:
         pytest.skip(f"../shared/eval/dev-other not found at {DEV_OTHER}")
     report = evaluate(cases, starter.scorecard(card_id))
-    assert report["accuracy"] >= 0.7, report["misses"]
+    # the targets: 90% of verdicts, every line 80%, evidence turn 85% of true passes
+    assert meets_targets(report) == [], (meets_targets(report), report["misses"], report["evidence_misses"])
 
 
 def test_starter_lines_read_as_definition_plus_examples(starter):
