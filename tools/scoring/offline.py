@@ -15,16 +15,19 @@ rubric line it reads:
     does not count.
   - `agreement`: the line speaker proposes something that matches (e.g. a specific day or time)
     and the other side accepts it (`agree_patterns`, unless `refuse_patterns` hold them off).
-    Evidence is the line speaker's confirmation after the acceptance when there is one, else the
-    accepted proposal.
+    Evidence is the accepted proposal (`evidence: proposal`, the default), or the line speaker's
+    confirmation after the acceptance when there is one (`evidence: confirmation`).
 - `phrases` (plain words, normalised like the transcript), `patterns` (regular expressions over
-  the normalised text: lowercase, no punctuation, fillers removed), `examples` (whole utterances:
-  a clause that contains nearly all of an example's content words matches).
+  the normalised text: lowercase, no punctuation, fillers removed), `examples` and
+  `counter_examples` (whole utterances: a clause, a sentence or two sentences in a row that come
+  close enough to an example and not closer to a near miss match; see similar.py), `similarity`.
 - `not_phrases` / `not_patterns`: a clause they match cannot carry a pass.
-- `before_first_question`: only counts before the rep's first real question (an agenda).
+- `before_first_question`: only counts before the rep's first real question (an agenda);
+  `until_examples`: only before the line speaker's first turn close to one of them (a demo tour).
+- `where: early | late`: the first / second half of the call; `open_question`: no yes/no question.
 - `min_answer_words`: the other side's next turn must answer with at least that many words.
 - `trigger`: the line is `na` until the trigger fires (trigger speaker's words matching its
-  phrases/patterns, not its `not_patterns`, and not right after an `unless_after` turn); then it
+  phrases/patterns or close to its examples, not its `not_patterns`, and not right after an `unless_after` turn); then it
   is judged on the line speaker's reply (`scope: reply`), on anything after (`after`), or on the
   whole call (`call`). A failed triggered line names the reply that fell short.
 
@@ -44,7 +47,7 @@ from . import OFFLINE_ENGINE, OFFLINE_ENGINE_VERSION, CallScore, LineVerdict, we
 from .prefilter import CueIndex, any_cue_regex, pattern_cues
 from .similar import ExampleIndex, build_index
 from . import text as _text
-from .text import CallText, Sentence, TurnText, analyse_call, content_stems, normalise, remember
+from .text import CallText, Sentence, TurnText, analyse_call, normalise, remember
 
 MAX_QUOTE = 300
 PITCH_BEFORE = {"our", "we", "we're", "we've", "we'll", "we'd", "my", "us", "i'll"}
@@ -296,6 +299,8 @@ REQUEST = re.compile(
 )
 
 
+# how close a whole sentence must come (as a share of the line's `similarity`) for one of its
+# clauses to count
 SENTENCE_SHARE = 0.9
 
 
@@ -452,7 +457,7 @@ def _sentence_matches(sent: Sentence, comp: Compiled, small: list[re.Pattern], k
         if not cis or any(ci in banned for ci in cis):
             continue
         if kind == "question":
-            qcs = [ci for ci in cis if (sent.clauses[ci].question or what == "example" and REQUEST.search(sent.clauses[ci].text))
+            qcs = [ci for ci in cis if (_asks(sent.clauses[ci]) if what == "example" else sent.clauses[ci].question)
                    and not _clause_small_talk(sent.clauses[ci].text, small)
                    and not (any_question and OFFER.match(sent.clauses[ci].text))
                    and not (comp.open_question and not _text.open_question(sent.clauses[ci].text))]
