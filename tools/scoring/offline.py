@@ -302,6 +302,8 @@ REQUEST = re.compile(
 # how close a whole sentence must come (as a share of the line's `similarity`) for one of its
 # clauses to count
 SENTENCE_SHARE = 0.9
+# a clause shorter than this ("and approve") says too little to be a line's behaviour on its own
+MIN_CLAUSE_WORDS = 3
 
 
 # "what I've done is...", "what we did was...": a statement that opens with a wh-word
@@ -320,8 +322,24 @@ def _plainly_asks(c, sent: Sentence) -> bool:
     return _text.open_question(c.text) and not _text.asks(c.text) and not PSEUDO_CLEFT.match(c.text)
 
 
-def _asks(c) -> bool:
-    return c.question or REQUEST.search(c.text) is not None
+# a wh-word asking a few words into a run-on clause ("so besides you who's going to need to see
+# this"): for a line whose examples it resembles, enough to count as asking
+WH_ASK = re.compile(r"\b(who|what|how|which|when|where|why)('s|'re| is| are| was| were| do| does| did| would| will|"
+                    r" could| can| has| have| else| much| many| long| often)\b")
+
+
+def _asks(c, sent: Sentence) -> bool:
+    if c.question or REQUEST.search(c.text) is not None:
+        return True
+    if sent.punctuated and not sent.ends_q and not sent.open_end:
+        return False  # punctuation says it does not ask
+    for m in WH_ASK.finditer(c.text):  # near the clause's start, not embedded ("hear what's next for you")
+        before = c.text[:m.start()].split()
+        if len(before) > 4:
+            break
+        if not before or before[-1] not in _text.EMBED_BEFORE:
+            return True
+    return False
 
 
 def _example_hits(sent: Sentence, comp: Compiled, kind: str) -> list[tuple[int, int]]:
@@ -342,10 +360,13 @@ def _example_hits(sent: Sentence, comp: Compiled, kind: str) -> list[tuple[int, 
         ln = len(c.text)
         # a statement line is not passed by a question clause; a question line looks at the
         # clauses that ask, else at the whole sentence ("... you think they'd use it, or would they fight it")
-        if c.text and not (statement and _plainly_asks(c, sent)) and not (question and not _asks(c)) and sim.matches(c.text):
+        if (len(c.words) >= MIN_CLAUSE_WORDS and not (statement and _plainly_asks(c, sent))
+                and not (question and not _asks(c, sent)) and sim.matches(c.text)):
             out.append((pos, pos + max(ln, 1)))
         pos += ln + 1
-    said = " ".join(c.text for c in sent.clauses if not _plainly_asks(c, sent)) if statement else sent.text
+    # (a sentence that ends asking says nothing a statement line wants: "Looking ahead to next
+    # year, what are you focused on?" states no plan)
+    said = ("" if sent.ends_q else " ".join(c.text for c in sent.clauses if not _plainly_asks(c, sent))) if statement else sent.text
     if not out and len(sent.clauses) > 1 and said and sim.matches(said, one_thing=False):
         out.append((0, max(len(sent.text), 1)))
     return out
@@ -457,7 +478,7 @@ def _sentence_matches(sent: Sentence, comp: Compiled, small: list[re.Pattern], k
         if not cis or any(ci in banned for ci in cis):
             continue
         if kind == "question":
-            qcs = [ci for ci in cis if (_asks(sent.clauses[ci]) if what == "example" else sent.clauses[ci].question)
+            qcs = [ci for ci in cis if (_asks(sent.clauses[ci], sent) if what == "example" else sent.clauses[ci].question)
                    and not _clause_small_talk(sent.clauses[ci].text, small)
                    and not (any_question and OFFER.match(sent.clauses[ci].text))
                    and not (comp.open_question and not _text.open_question(sent.clauses[ci].text))]

@@ -125,7 +125,8 @@ MATTER: matter, matters, important, importance, priority, most, top, care about,
 YOUSAID: you mentioned, you said, you told me, you were saying, you described, you brought up, you flagged,
   you called out, earlier you, remember you, you talked about, you shared, you noted, you raised, you complained,
   your team told, you explained, last time you, on our last call, told me, you just said, said, mentioned, you were
-  telling, brought up, you flagged, complained, you described
+  telling, brought up, you flagged, complained, you described, like you said, as you said, you were on about,
+  you were just on about, you were saying earlier, you pointed out
 FIXES: fix, fixes, solve, solves, address, addresses, takes care of, this is where, this is the part, so that, eliminate,
   eliminates, handles, covers, stops, prevents, gets rid of, no more, instead of, which means, that means, replaces,
   kill, kills, gone, goes away, disappears, no longer, that's how, this is how, would have prevented, prevented,
