@@ -276,6 +276,19 @@ def _read(path: Path, rel: str, root: Path) -> tuple[bytes | None, Problem | Non
         return None, Problem(rel, f"cannot read: {exc.strerror or exc}")
 
 
+def _read_text(path: Path, rel: str, root: Path, problems: list[Problem]) -> tuple[bytes, str] | None:
+    """A playbook file's bytes and UTF-8 text; None (the problem added) when it cannot be served."""
+    raw, prob = _read(path, rel, root)
+    if prob:
+        problems.append(prob)
+        return None
+    try:
+        return raw, raw.decode("utf-8")
+    except UnicodeDecodeError:
+        problems.append(Problem(rel, "not UTF-8 text"))
+        return None
+
+
 def load_playbook(root: str | Path, previous: Playbook | None = None) -> Playbook:
     root = Path(root).resolve()
     problems: list[Problem] = []
@@ -302,15 +315,10 @@ def load_playbook(root: str | Path, previous: Playbook | None = None) -> Playboo
         pb.artifacts[kind] = {}
         for path in _kind_files(root, kind):
             rel = path.relative_to(root).as_posix()
-            raw, prob = _read(path, rel, root)
-            if prob:
-                problems.append(prob)
+            got = _read_text(path, rel, root, problems)
+            if got is None:
                 continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                problems.append(Problem(rel, "not UTF-8 text"))
-                continue
+            raw, text = got
             version = content_version(raw)
             prev = _previous_by_path(previous, kind, rel)
             if prev is not None and prev.file_version == version:
@@ -482,15 +490,10 @@ def _load_examples(pb: Playbook, problems: list[Problem]) -> None:
             problems.append(Problem(rel, f"no scorecard '{sid}': an examples file is named after its scorecard's id "
                                          f"(scorecards: {known})"))
             continue
-        raw, prob = _read(path, rel, pb.root)
-        if prob:
-            problems.append(prob)
+        got = _read_text(path, rel, pb.root, problems)
+        if got is None:
             continue
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            problems.append(Problem(rel, "not UTF-8 text"))
-            continue
+        text = got[1]
         if f"scorecards/{sid}" in pb.stale:
             continue  # the scorecard's file is broken: its last good version serves as it was
         merged, probs = merge_examples(art.model, rel, text, sid)
