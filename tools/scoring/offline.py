@@ -324,8 +324,14 @@ def _plainly_asks(c, sent: Sentence) -> bool:
 
 # a wh-word asking a few words into a run-on clause ("so besides you who's going to need to see
 # this"): for a line whose examples it resembles, enough to count as asking
-WH_ASK = re.compile(r"\b(who|what|how|which|when|where|why)('s|'re| is| are| was| were| do| does| did| would| will|"
+WH_ASK = re.compile(r"\b(who|what|how|when|where|why)('s|'re| is| are| was| were| do| does| did| would| will|"
                     r" could| can| has| have| else| much| many| long| often)\b")
+
+
+# words after which speech-recognition text often starts a new question ("...sorted for you
+# what's your driver id", "...okay so who signs")
+RUN_ON_LEADS = {"so", "and", "but", "okay", "ok", "then", "now", "you", "yeah", "right", "also", "well", "guys",
+                "too", "though", "anyway", "actually", "alright", "great", "perfect", "cool"}
 
 
 def _asks(c, sent: Sentence) -> bool:
@@ -333,10 +339,13 @@ def _asks(c, sent: Sentence) -> bool:
         return True
     if sent.punctuated and not sent.ends_q and not sent.open_end:
         return False  # punctuation says it does not ask
-    for m in WH_ASK.finditer(c.text):  # near the clause's start, not embedded ("hear what's next for you")
-        before = c.text[:m.start()].split()
+    for m in WH_ASK.finditer(c.text):  # not embedded ("hear what's next for you"); near the clause's
+        before = c.text[:m.start()].split()  # start where punctuation drew the clauses
         if len(before) > 4:
-            break
+            if sent.punctuated:
+                break
+            if before[-1] not in RUN_ON_LEADS:  # deep in a run-on: only right after a break-like word
+                continue
         if not before or before[-1] not in _text.EMBED_BEFORE:
             return True
     return False
