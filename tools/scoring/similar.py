@@ -42,7 +42,8 @@ PLAN: agenda, plan, outline, cover, go over, go through, get through, run throug
   want to do today, like to do today, thought we'd, figured we'd, we could, three things, couple of things,
   few things, two things, purpose, goal for today, goal of the call, reason for the call, today's call, this call,
   use the hour, use our time, run this, i'll show you, show you, spend the time, the hour, minutes, the way i'd like,
-  how i was thinking, here's how, game plan, rundown, lay out, walk through
+  how i was thinking, here's how, game plan, rundown, lay out, walk through, walk you through, take you through,
+  get a feel for, get a sense of, want to listen, by the end, end of the call, first half, second half, next steps
 GOAL: goal, goals, priority, priorities, objective, objectives, focus, focusing, initiative, initiatives, target,
   targets, aim, push, big push, ambition, roadmap, agenda for next year, strategy, on the horizon,
   what's next, whats next, what is next, looking ahead, coming up
