@@ -9,10 +9,13 @@ itself. Numbers are one concept. The lexicon is language knowledge, shared by ev
 line's meaning lives in its own examples.
 
 Closeness is the weighted share of an example's concepts that the sentence holds (how much of
-the example it says). A concept's weight is its rarity across the scorecard's lines (a concept
-every line's examples use, like "you", tells lines apart poorly). A sentence matches a line when
-its best example is covered to at least the line's `similarity` (default 0.55), and no counter
-example is covered as well (a near miss named by the scorecard, or a disputed verdict).
+the example it says), tempered by the share of the sentence the example explains. A concept's
+weight grows with its rarity across the scorecard's lines (a concept every line's examples use
+tells lines apart poorly) and with how many of the line's own examples share it (what they keep
+coming back to is the behaviour; a word one example mentions is its topic). A sentence matches a
+line when its best example comes to at least the line's `similarity` (the scorecard's, default
+0.4), no counter example comes closer (a near miss named by the scorecard, or learned from a
+disputed verdict), and, for a single clause, no other line's example is clearly closer.
 
 Deterministic: the same text and the same examples give the same answer. Pure Python; results
 are kept per (line, sentence text) by the caller.
@@ -171,8 +174,6 @@ OTHER_LINE_MARGIN = 0.1
 VETO_MARGIN = 0.02
 # weight of a concept = rarity across lines * (RECUR_BASE + share of the line's examples that hold it)
 RECUR_BASE = 3.0
-# a line with 4 examples or more: a text must hold one concept that at least this share of them hold
-CORE_SHARE = 1.1
 
 # Common words that say nothing about which behaviour a sentence is (pronouns, auxiliaries...).
 SKIP = set(
@@ -199,7 +200,7 @@ _NEUTRAL_RE = re.compile(r"(?<![\w'])(" + "|".join(re.escape(p) for p in NEUTRAL
 # speech-recognition spellings of contractions (text.py maps the common ones already)
 ASR_CONTRACTIONS = {"ill": "i'll", "ive": "i've", "id": "i'd", "weve": "we've", "youve": "you've", "theyre": "they're",
                     "wasnt": "wasn't", "arent": "aren't", "havent": "haven't", "hasnt": "hasn't", "wouldnt": "wouldn't",
-                    "couldnt": "couldn't", "shouldnt": "shouldn't", "youll": "you'll", "well": "well", "lets": "let's",
+                    "couldnt": "couldn't", "shouldnt": "shouldn't", "youll": "you'll", "lets": "let's",
                     "itll": "it'll", "theyll": "they'll", "youd": "you'd", "wed": "we'd"}
 
 _NUMBER_WORDS = set(
@@ -266,16 +267,10 @@ class ExampleIndex:
     weights: dict  # concept -> weight
     threshold: float
     others: tuple[tuple[frozenset, float], ...] = ()  # the other lines' examples
-    core: frozenset = frozenset()  # concepts that recur across the line's examples: what it is about
 
-    def __bool__(self) -> bool:
-        return bool(self.pos or self.neg)
-
-    def _best(self, items, have: frozenset, have_total: float, core: frozenset | None = None) -> float:
+    def _best(self, items, have: frozenset, have_total: float) -> float:
         w = self.weights
         best = 0.0
-        if core is not None and not (core & have):
-            return 0.0  # says nothing of what the line's examples keep coming back to
         for ex, total in items:
             if total <= 0:
                 continue
@@ -300,8 +295,6 @@ class ExampleIndex:
         weighs against it)."""
         have = concepts(norm_text)
         w = self.weights
-        if not counter and self.core and not (self.core & have):
-            return False
         for ex, total in (self.neg if counter else self.pos):
             shared = ex & have
             if total <= 0 or shared <= FUNCTION_CONCEPTS:
@@ -317,7 +310,7 @@ class ExampleIndex:
         have = concepts(norm_text)
         w = self.weights
         have_total = sum(w.get(c, OTHER_WEIGHT) for c in have) or 1.0
-        return self._best(self.pos, have, have_total, self.core or None), self._best(self.neg, have, have_total)
+        return self._best(self.pos, have, have_total), self._best(self.neg, have, have_total)
 
     def matches(self, norm_text: str, one_thing: bool = True) -> bool:
         """Close enough to an example, not as close to a counter example, and, for a text that says
@@ -335,7 +328,7 @@ class ExampleIndex:
         return True
 
     def vetoes(self, norm_text: str) -> bool:
-        """A near miss: the text is at least as close to a counter example as to any example."""
+        """A near miss: the text comes closer (by VETO_MARGIN) to a counter example than to any example."""
         if not self.neg:
             return False
         p, n = self.closeness(norm_text)
@@ -367,9 +360,8 @@ def build_index(examples: list[str], counter: list[str], threshold: float,
     # mentions is that example's topic
     recur = {c: sum(1 for p in pos_sets if c in p) / len(pos_sets) for c in universe} if pos_sets else {}
     weights = {c: _weight(c, df, len(docs)) * (RECUR_BASE + recur.get(c, 0.0)) for c in universe}
-    core = frozenset(c for c, f in recur.items() if f >= CORE_SHARE and c not in FUNCTION_CONCEPTS) if len(pos_sets) >= 4 else frozenset()
 
     def items(sets):
         return tuple((s, sum(weights[c] for c in s)) for s in sets if s)
 
-    return ExampleIndex(items(pos_sets), items(neg_sets), weights, threshold, items(other_sets), core)
+    return ExampleIndex(items(pos_sets), items(neg_sets), weights, threshold, items(other_sets))
