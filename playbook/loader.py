@@ -157,7 +157,26 @@ def content_version(data: bytes) -> str:
 
 # --------------------------------------------------------------------------- parsing helpers
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~20x faster
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~20x faster
+
+
+class _Loader(_BaseLoader):
+    """Safe YAML that refuses a field given twice in one mapping: YAML would keep the later one
+    and silently drop the earlier (a second `examples:` list hiding the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                if key is None:
+                    continue
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"field '{key}' is given twice (first on line {seen[key] + 1}); "
+                        "YAML would keep only the second: merge them", key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 _FRONT = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)(.*)\Z", re.S)
 

@@ -22,6 +22,10 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_\-]*$", max_length=80)]
+# An example utterance; every example is weighed against every sentence scored, so a line holds at
+# most MAX_EXAMPLES of each kind (a playbook edit cannot make scoring crawl).
+Utterance = Annotated[str, StringConstraints(max_length=1000)]
+MAX_EXAMPLES = 300
 Verdict = Literal["pass", "fail", "na"]
 Speaker = Literal["rep", "buyer", "any"]
 
@@ -87,8 +91,8 @@ class Trigger(Strict):
     """Makes a conditional line applicable: the line is `na` unless the trigger fires."""
 
     speaker: Speaker = "buyer"
-    examples: list[str] = Field(
-        default_factory=list,
+    examples: list[Utterance] = Field(
+        default_factory=list, max_length=MAX_EXAMPLES,
         description="Things the trigger speaker says that fire it, matched by closeness like a line's examples.",
     )
     phrases: list[str] = Field(default_factory=list, description="Words or phrases that fire the trigger.")
@@ -139,9 +143,10 @@ class RubricLine(Strict):
     kind: Literal["question", "statement", "agreement"] = Field(
         "question", description="question: the rep must ask; statement: the rep must say; agreement: both sides settle on it."
     )
-    examples: list[str] = Field(default_factory=list, description="Things a rep says that pass this line.")
-    counter_examples: list[str] = Field(
-        default_factory=list,
+    examples: list[Utterance] = Field(default_factory=list, max_length=MAX_EXAMPLES,
+                                      description="Things a rep says that pass this line.")
+    counter_examples: list[Utterance] = Field(
+        default_factory=list, max_length=MAX_EXAMPLES,
         description="Things that sound close but do not pass this line (a near miss): a sentence that resembles "
         "one of these more than any example cannot carry a pass.",
     )
@@ -157,8 +162,8 @@ class RubricLine(Strict):
     before_first_question: bool = Field(
         False, description="Counts only before the rep's first real question (small talk excepted), e.g. an agenda."
     )
-    until_examples: list[str] = Field(
-        default_factory=list,
+    until_examples: list[Utterance] = Field(
+        default_factory=list, max_length=MAX_EXAMPLES,
         description="Counts only in the line speaker's turns before the first one that comes close to one of "
         "these (a demo recap must come before the tour: 'This is the dashboard', 'Here you can see...').",
     )
@@ -243,7 +248,7 @@ class LearnedExample(Strict):
         description="pass: the sentence counts as the line (joins its examples); fail: a near miss that must not "
         "(joins its counter_examples)."
     )
-    text: str = Field(min_length=1, description="What was said.")
+    text: str = Field(min_length=1, max_length=1000, description="What was said.")
     call: int | str | None = Field(None, description="The stored call it came from.")
     by: str | None = Field(None, description="Who disputed the verdict.")
     at: datetime | date | str | None = Field(None, description="When.")
@@ -262,7 +267,10 @@ class LearnedExamples(Strict):
     scorecard's lines when the playbook loads (pass -> examples, fail -> counter_examples)."""
 
     scorecard: Slug = Field(description="The scorecard these examples belong to (the file is named after it).")
-    examples: list[LearnedExample] | None = Field(default_factory=list)
+    examples: list[LearnedExample] | None = Field(
+        default_factory=list, max_length=2 * MAX_EXAMPLES,
+        description="At most 600 per scorecard: prune old ones (git keeps them) or fold them into the scorecard.",
+    )
 
 
 # --------------------------------------------------------------------------- rollouts

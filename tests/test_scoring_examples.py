@@ -165,3 +165,38 @@ def test_bench_accuracy_measures_each_call_against_its_own_scorecard():
                           "--check-targets"], capture_output=True, text=True)
     assert "scorecard renewal" in one.stdout and "6 calls" in one.stdout
     assert one.returncode in (0, 1) and ("MISSED" in one.stdout) == (one.returncode == 1)
+
+
+def test_a_playbook_edit_cannot_make_example_matching_crawl(tmp_path):
+    """Every example is weighed against every sentence: a line holds at most 300 of each kind and
+    an utterance at most 1,000 characters; more is a problem naming the file and field, and the
+    last good scorecard keeps serving."""
+    from playbook.loader import load_playbook
+    from playbook.starter import write_starter
+
+    root = tmp_path / "pb"
+    write_starter(root)
+    good = load_playbook(root)
+    card = root / "scorecards" / "demo.yaml"
+    text = card.read_text()
+    flood = "\n".join(f'      - "Who else needs to sign off, option {i}?"' for i in range(301))
+    card.write_text(text.replace("    examples:\n", "    examples:\n" + flood + "\n", 1))
+    pb = load_playbook(root)
+    probs = [p for p in pb.problems if p.file == "scorecards/demo.yaml"]
+    assert probs and "examples" in str(probs[0]) and "300" in str(probs[0])
+    card.write_text(text.replace("    examples:\n", '    examples:\n      - "' + "x" * 1001 + '"\n', 1))
+    pb = load_playbook(root, previous=good)
+    assert any(p.file == "scorecards/demo.yaml" and "1000" in str(p) for p in pb.problems)
+    # the last good scorecard keeps serving
+    assert pb.scorecard("demo").lines[0].examples == good.scorecard("demo").lines[0].examples
+
+
+def test_a_field_given_twice_is_a_problem_not_a_silent_drop(tmp_path):
+    """YAML keeps the second of two same-named fields; a second `examples:` list would silently
+    hide the first. The loader names the field and both lines instead."""
+    from playbook.loader import parse_artifact_text
+
+    text = "id: x\ntitle: X\nlines:\n  - id: a\n    title: A\n    examples: [one]\n    kind: question\n    examples: [two]\n"
+    model, probs = parse_artifact_text("scorecards", "scorecards/x.yaml", text)
+    assert model is None
+    assert probs[0].line == 8 and "'examples' is given twice (first on line 6)" in probs[0].message
