@@ -99,7 +99,7 @@ VERIFY: verify, verification, confirm, email on file, email address, account num
   member id, policy number, invoice number
 ERROR: error, message, messages, happen, happening, happened, what do you see, do you see, are you seeing,
   seeing an error, anything change, what changed, did anything change, has anything changed, when did it start, when did this start, start happening,
-  started happening, when did that start, when it started, steps, screen, occur, occurring, symptom, exactly, reproduce, every time, browser, device, code, pop up, pops up,
+  started happening, when did that start, when it started, steps, screen, occur, occurring, symptom, exactly, reproduce, every time, browser, device, error code, pop up, pops up,
   popup, blank, crash, crashes, crashing, freeze, freezes, spin, spinning, load, loading, fail, failing, failed,
   when did, what were you, what does it say, what do you see, what version, which version, affected
 FIXED: fixed, fix, reset, updated, update, changed, applied, cleared, escalated, escalate, escalating, ticket, engineer,
