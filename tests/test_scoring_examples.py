@@ -201,3 +201,64 @@ def test_a_field_given_twice_is_a_problem_not_a_silent_drop(tmp_path):
     model, probs = parse_artifact_text("scorecards", "scorecards/x.yaml", text)
     assert model is None
     assert probs[0].line == 8 and "'examples' is given twice (first on line 6)" in probs[0].message
+
+
+def _one_line_card(**line) -> Scorecard:
+    base = {"id": "l", "title": "L", "kind": "question", "where": "any"}
+    base.update(line)
+    return Scorecard(id="t", title="t", lines=[RubricLine(**base)])
+
+
+def _talk(*texts: str) -> list[dict]:
+    return [{"speaker": "Rep" if i % 2 == 0 else "Buyer", "role": "rep" if i % 2 == 0 else "buyer", "text": t}
+            for i, t in enumerate(texts)]
+
+
+def test_where_early_and_late_split_the_call_in_half():
+    """A fix is confirmed after the fix (late); an issue is understood before it (early)."""
+    check = ["Can you try it now and tell me what you see?", "Is it working on your end now?"]
+    late = _one_line_card(id="confirmed", where="late", examples=check)
+    anywhere = _one_line_card(id="confirmed", examples=check)
+    turns = _talk("Is it working on your end now?", "No, it's broken.", "Okay, I reset the sync.", "Right.",
+                  "I've cleared the cache on our side.", "Okay.")
+    assert score_offline(turns, anywhere).verdict("confirmed").verdict == "pass"
+    late_v = score_offline(turns, late).verdict("confirmed")
+    assert late_v.verdict == "fail" and "second half" in late_v.reason
+    turns[4]["text"] = "Can you try it now and tell me what you see?"
+    assert score_offline(turns, late).verdict("confirmed").turn == 4
+
+
+def test_open_question_refuses_a_yes_no_question():
+    card = _one_line_card(id="discovery", open_question=True,
+                          examples=["How are you handling scheduling today?", "What's the biggest headache with scheduling?"])
+    closed = _talk("Is scheduling a headache for your team?", "Sometimes.")
+    opened = _talk("So how are you handling scheduling at the moment?", "Spreadsheets, mostly.")
+    assert score_offline(closed, card).verdict("discovery").verdict == "fail"
+    assert score_offline(opened, card).verdict("discovery").verdict == "pass"
+    plain = _one_line_card(id="discovery", examples=["Is scheduling a headache for your team?"])
+    assert score_offline(closed, plain).verdict("discovery").verdict == "pass"
+
+
+def test_until_examples_end_the_window_where_the_tour_starts():
+    recap = ["A quick recap of what I heard last time: three sites and late invoices.",
+             "Here's the plan for today: scheduling first, then reporting."]
+    tour = ["So this is the dashboard, and over here you can see every open job."]
+    card = _one_line_card(id="recap", kind="statement", examples=recap, until_examples=tour)
+    early = _talk("Here's the plan for today: scheduling first, then reporting.", "Sounds good.",
+                  "So this is the dashboard, and over here you can see every open job.", "Okay.")
+    late = _talk("Thanks for the time.", "Sure.", "So this is the dashboard, and over here you can see every open job.",
+                 "Okay.", "Here's the plan for today: scheduling first, then reporting.", "Fine.")
+    assert score_offline(early, card).verdict("recap").verdict == "pass"
+    assert score_offline(late, card).verdict("recap").verdict == "fail"
+
+
+def test_a_trigger_fires_on_closeness_to_its_examples():
+    card = _one_line_card(id="concern", trigger={
+        "speaker": "buyer", "scope": "reply", "description": "no concern raised",
+        "examples": ["We tried something like this before and it was a disaster.", "I doubt my team would use it."]})
+    quiet = _talk("Here's the reporting view.", "Looks tidy.", "Any questions?", "Not yet.")
+    doubt = _talk("Here's the reporting view.", "Honestly we tried a tool like this last year and it was a disaster.",
+                  "What went wrong with it?", "Nobody logged in.")
+    assert score_offline(quiet, card).verdict("concern").verdict == "na"
+    v = score_offline(doubt, card).verdict("concern")
+    assert v.verdict == "pass" and v.turn == 2

@@ -714,7 +714,14 @@ def judge_line(call: CallText, line: RubricLine, card: Scorecard, small: list[re
         default += " in the opening"
     elif line.where == "closing":
         default += " in the closing"
+    else:
+        default += _half(line)
     return LineVerdict(id=line.id, verdict="fail", reason=_fail_reason(line, default))
+
+
+def _half(line: RubricLine) -> str:
+    """' in the first/second half of the call' for where: early/late, else ''."""
+    return {"early": " in the first half of the call", "late": " in the second half of the call"}.get(line.where, "")
 
 
 def _window_hit(tt: TurnText, line: RubricLine, comp: Compiled, small: list[re.Pattern]) -> Hit | None:
@@ -828,6 +835,7 @@ def _judge_agreement(call: CallText, line: RubricLine, comp: Compiled, cands: li
     default = "nothing specific was proposed and accepted"
     if line.where == "closing":
         default += " in the closing"
+    default += _half(line)
     return LineVerdict(id=line.id, verdict="fail", reason=_fail_reason(line, default))
 
 
