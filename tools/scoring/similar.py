@@ -268,18 +268,18 @@ class ExampleIndex:
     threshold: float
     others: tuple[tuple[frozenset, float], ...] = ()  # the other lines' examples
 
+    def _measure(self, norm_text: str) -> tuple[frozenset, float]:
+        """The text's concepts and their total weight (a concept no example uses weighs OTHER_WEIGHT)."""
+        have = concepts(norm_text)
+        w = self.weights
+        return have, sum(w.get(c, OTHER_WEIGHT) for c in have) or 1.0
+
     def _best(self, items, have: frozenset, have_total: float) -> float:
         w = self.weights
         best = 0.0
         for ex, total in items:
-            if total <= 0:
-                continue
             shared = ex & have
-            # a match needs a word about the topic, not only function words ("how", "now"); and
-            # one shared plain word is a coincidence, where one shared word family is not
-            if shared <= FUNCTION_CONCEPTS:
-                continue
-            if len(shared) < min(2, len(ex)) and not next(iter(shared)).isupper():
+            if total <= 0 or not _telling(shared, ex):
                 continue
             got = sum(w[c] for c in shared)
             # how much of the example the text says, tempered by how much else the text says
@@ -297,9 +297,7 @@ class ExampleIndex:
         w = self.weights
         for ex, total in (self.neg if counter else self.pos):
             shared = ex & have
-            if total <= 0 or shared <= FUNCTION_CONCEPTS:
-                continue
-            if len(shared) < min(2, len(ex)) and not next(iter(shared)).isupper():
+            if total <= 0 or not _telling(shared, ex):
                 continue
             if (sum(w[c] for c in shared) / total) ** (1 - PRECISION_SHARE) >= self.threshold:
                 return True
@@ -307,22 +305,18 @@ class ExampleIndex:
 
     def closeness(self, norm_text: str) -> tuple[float, float]:
         """(closeness to the best example, to the best counter example) of this text, 0..1."""
-        have = concepts(norm_text)
-        w = self.weights
-        have_total = sum(w.get(c, OTHER_WEIGHT) for c in have) or 1.0
+        have, have_total = self._measure(norm_text)
         return self._best(self.pos, have, have_total), self._best(self.neg, have, have_total)
 
     def matches(self, norm_text: str, one_thing: bool = True) -> bool:
         """Close enough to an example, not as close to a counter example, and, for a text that says
         one thing (a clause), not clearly another line's behaviour (much closer to another line's
         example). A longer stretch (an agenda, a recap) may well name other lines' topics."""
-        p, n = self.closeness(norm_text)
-        if p < self.threshold or n >= p + VETO_MARGIN:
+        have, have_total = self._measure(norm_text)
+        p = self._best(self.pos, have, have_total)
+        if p < self.threshold or self._best(self.neg, have, have_total) >= p + VETO_MARGIN:
             return False
         if self.others and one_thing:
-            have = concepts(norm_text)
-            w = self.weights
-            have_total = sum(w.get(c, OTHER_WEIGHT) for c in have) or 1.0
             if self._best(self.others, have, have_total) >= p + OTHER_LINE_MARGIN:
                 return False
         return True
@@ -333,6 +327,15 @@ class ExampleIndex:
             return False
         p, n = self.closeness(norm_text)
         return n >= self.threshold and n >= p + VETO_MARGIN
+
+
+def _telling(shared: frozenset, example: frozenset) -> bool:
+    """Can these shared concepts carry a match? A word about the topic, not only function words
+    ("how", "now"); and one shared plain word is a coincidence, where one shared word family is
+    not (unless the example is that short)."""
+    if shared <= FUNCTION_CONCEPTS:
+        return False
+    return len(shared) >= min(2, len(example)) or next(iter(shared)).isupper()
 
 
 def _weight(concept: str, df: dict[str, int], n_docs: int) -> float:
